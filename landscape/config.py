@@ -1,0 +1,352 @@
+"""Run configuration: TOML sections as frozen dataclasses, resolved and validated once at the edge.
+
+A config file has the sections ``[problem]``, ``[teacher]``, ``[student]``, ``[init]``, ``[flow]``,
+``[polish]``, ``[analysis]`` (and ``[sweep]``, read by :mod:`landscape.sweep`). Every field has a default except
+the sizes (``problem.input_dim``, ``teacher.width``, ``student.width``). Field names match the keyword
+arguments of the functions they configure. Errors name the offending key and the fix in one line
+(:class:`ConfigError`); the CLI prints that line and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .problem.activations import get_activation
+
+__all__ = [
+    "ConfigError",
+    "Config",
+    "ProblemConfig",
+    "TeacherConfig",
+    "StudentConfig",
+    "InitConfig",
+    "FlowConfig",
+    "PolishConfig",
+    "AnalysisConfig",
+    "load_config",
+    "config_from_dict",
+    "config_to_toml",
+    "apply_overrides",
+]
+
+
+class ConfigError(ValueError):
+    """A bad config value; the message is one line naming the key and how to fix it."""
+
+
+REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class ProblemConfig:
+    input_dim: int = REQUIRED  # type: ignore[assignment]
+    activation: str = "relu"
+    loss: str = "population"  # "population" | "sample"
+    n_samples: int = 1000
+    data_seed: int = 0
+    data_file: str = ""  # .npz with "x" (n, d) and optionally "y" (n,)
+    quadrature_order: int = 64
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    kind: str = "orthonormal"  # "orthonormal" | "gaussian" | "file"
+    width: int = REQUIRED  # type: ignore[assignment]
+    output_weights: Any = "ones"  # "ones" | "gaussian" | number | list of numbers
+    bias: bool = False
+    hidden_widths: list = field(default_factory=list)  # deep teacher: widths of all hidden layers
+    seed: int = 1
+    file: str = ""  # .npz with "w", "a" (and "b"), for kind = "file"
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    width: int = REQUIRED  # type: ignore[assignment]
+    bias: bool = False
+    train_output_weights: bool = True
+    output_weights: Any = "teacher"  # frozen values: "teacher" | number | list (used when not trained)
+    hidden_widths: list = field(default_factory=list)  # deep student: widths of all hidden layers
+
+
+@dataclass(frozen=True)
+class InitConfig:
+    count: int = 64
+    scale: float = 1.0
+    distribution: str = "gaussian"  # "gaussian" | "sphere" | "orthogonal"
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class FlowConfig:
+    method: str = "gradient_flow"  # "gradient_flow" | "gd" | "momentum" | "adam"
+    t_max: float = 1.0e4
+    grad_tol: float = 1.0e-9
+    rtol: float = 1.0e-8
+    atol: float = 1.0e-10
+    max_steps: int = 200_000
+    lr: float = 0.01
+    momentum: float = 0.9
+    steps: int = 20_000
+    n_snapshots: int = 64
+    save_params: bool = False
+
+
+@dataclass(frozen=True)
+class PolishConfig:
+    enabled: bool = True
+    tol: float = 1.0e-10
+    max_iter: int = 100
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    zero_tol: float = 1.0e-7  # eigenvalues |lambda| <= zero_tol * max|lambda| count as zero
+    global_loss_tol: float = 1.0e-20  # a minimum with loss below this is a global (zero-loss) minimum
+    hessian: bool = True
+
+
+@dataclass(frozen=True)
+class Config:
+    problem: ProblemConfig
+    teacher: TeacherConfig
+    student: StudentConfig
+    init: InitConfig = field(default_factory=InitConfig)
+    flow: FlowConfig = field(default_factory=FlowConfig)
+    polish: PolishConfig = field(default_factory=PolishConfig)
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    sweep: dict = field(default_factory=dict)
+
+
+SECTIONS = {
+    "problem": ProblemConfig,
+    "teacher": TeacherConfig,
+    "student": StudentConfig,
+    "init": InitConfig,
+    "flow": FlowConfig,
+    "polish": PolishConfig,
+    "analysis": AnalysisConfig,
+}
+
+CHOICES = {
+    ("problem", "loss"): ("population", "sample"),
+    ("teacher", "kind"): ("orthonormal", "gaussian", "file"),
+    ("init", "distribution"): ("gaussian", "sphere", "orthogonal"),
+    ("flow", "method"): ("gradient_flow", "gd", "momentum", "adam"),
+}
+
+
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(section: str, key: str, value, tp):
+    """Check ``value`` against the declared field type; ints are accepted for floats."""
+    where = f"{section}.{key}"
+    if tp in ("int", int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        return value
+    if tp in ("float", float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if tp in ("bool", bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+        return value
+    if tp in ("str", str):
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, got {value!r}")
+        return value
+    if tp in ("list", list):
+        if not isinstance(value, list):
+            raise ConfigError(f"{where} must be a list, got {value!r}")
+        return value
+    return value
+
+
+def _section(name: str, cls, raw) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"[{name}] must be a table, got {raw!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"unknown key {name}.{unknown[0]}; valid keys in [{name}]: {', '.join(fields)}"
+        )
+    kwargs = {}
+    for key, f in fields.items():
+        if key in raw:
+            kwargs[key] = _coerce(name, key, raw[key], f.type)
+        elif f.default is REQUIRED:
+            raise ConfigError(f"missing required key {name}.{key}; add it to the [{name}] table")
+    return cls(**kwargs)
+
+
+def config_from_dict(raw: dict) -> Config:
+    """Build and validate a :class:`Config` from a parsed TOML dict."""
+    unknown = sorted(set(raw) - set(SECTIONS) - {"sweep"})
+    if unknown:
+        raise ConfigError(f"unknown section [{unknown[0]}]; valid sections: {', '.join(SECTIONS)}, sweep")
+    for name in ("problem", "teacher", "student"):
+        if name not in raw:
+            raise ConfigError(f"missing section [{name}]; it holds required sizes (see configs/quickstart.toml)")
+    parts = {name: _section(name, cls, raw.get(name, {})) for name, cls in SECTIONS.items()}
+    sweep = raw.get("sweep", {})
+    if not isinstance(sweep, dict):
+        raise ConfigError(f"[sweep] must be a table, got {sweep!r}")
+    cfg = Config(**parts, sweep=sweep)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    """Check choices, sizes and combinations; raise :class:`ConfigError` with one line naming the key."""
+    for (sec, key), allowed in CHOICES.items():
+        value = getattr(getattr(cfg, sec), key)
+        if value not in allowed:
+            raise ConfigError(f"{sec}.{key} = {value!r} is not valid; use one of: {', '.join(allowed)}")
+    p, t, s, i, fl, po, an = cfg.problem, cfg.teacher, cfg.student, cfg.init, cfg.flow, cfg.polish, cfg.analysis
+    try:
+        act = get_activation(p.activation)
+    except ValueError as e:
+        raise ConfigError(f"problem.activation: {e}") from None
+    positive = [
+        ("problem.input_dim", p.input_dim),
+        ("teacher.width", t.width),
+        ("student.width", s.width),
+        ("init.count", i.count),
+        ("problem.n_samples", p.n_samples),
+        ("problem.quadrature_order", p.quadrature_order),
+        ("flow.max_steps", fl.max_steps),
+        ("flow.steps", fl.steps),
+        ("flow.n_snapshots", fl.n_snapshots),
+        ("polish.max_iter", po.max_iter),
+    ]
+    for key, v in positive:
+        if v < 1:
+            raise ConfigError(f"{key} = {v} must be >= 1")
+    for key, v in [("init.scale", i.scale), ("flow.t_max", fl.t_max), ("flow.lr", fl.lr),
+                   ("flow.grad_tol", fl.grad_tol), ("flow.rtol", fl.rtol), ("flow.atol", fl.atol),
+                   ("polish.tol", po.tol), ("analysis.zero_tol", an.zero_tol)]:
+        if not v > 0:
+            raise ConfigError(f"{key} = {v} must be > 0")
+    if not 0 <= fl.momentum < 1:
+        raise ConfigError(f"flow.momentum = {fl.momentum} must be in [0, 1)")
+    if t.kind == "orthonormal" and t.width > p.input_dim:
+        raise ConfigError(
+            f"teacher.width = {t.width} exceeds problem.input_dim = {p.input_dim}: an orthonormal teacher has at "
+            "most input_dim neurons; lower teacher.width or use teacher.kind = \"gaussian\""
+        )
+    if t.kind == "file" and not t.file:
+        raise ConfigError('teacher.file is empty; give the path of an .npz with "w" and "a" for teacher.kind = "file"')
+    for key, widths in [("teacher.hidden_widths", t.hidden_widths), ("student.hidden_widths", s.hidden_widths)]:
+        if widths and not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in widths):
+            raise ConfigError(f"{key} = {widths!r} must be a list of positive integers")
+        if widths and widths[-1] != (t.width if key.startswith("teacher") else s.width):
+            owner = key.split(".")[0]
+            raise ConfigError(
+                f"{key} = {widths!r} must end with {owner}.width = "
+                f"{t.width if owner == 'teacher' else s.width} (the last hidden layer)"
+            )
+    deep = bool(t.hidden_widths and len(t.hidden_widths) > 1) or bool(s.hidden_widths and len(s.hidden_widths) > 1)
+    if p.loss == "population":
+        if deep:
+            raise ConfigError(
+                "problem.loss = \"population\" supports two-layer nets only; use loss = \"sample\" for deep nets"
+            )
+        if p.data_file:
+            raise ConfigError("problem.data_file is set but problem.loss = \"population\"; use loss = \"sample\"")
+        if not act.smooth and (s.bias or t.bias or act.name == "relu_p"):
+            raise ConfigError(
+                f"problem.loss = \"population\" with activation {act.label!r} is exact only without biases and for "
+                "relu, leaky_relu, erf or a smooth activation; use loss = \"sample\" or drop the biases"
+            )
+    if not s.train_output_weights:
+        ow = s.output_weights
+        if isinstance(ow, list) and len(ow) != s.width:
+            raise ConfigError(f"student.output_weights has {len(ow)} entries; it needs student.width = {s.width}")
+        if not (ow == "teacher" or isinstance(ow, int | float | list)) or isinstance(ow, bool):
+            raise ConfigError(f"student.output_weights = {ow!r}; use \"teacher\", a number or a list of numbers")
+    if isinstance(t.output_weights, list) and len(t.output_weights) != t.width:
+        raise ConfigError(f"teacher.output_weights has {len(t.output_weights)} entries; it needs teacher.width = {t.width}")
+    if isinstance(t.output_weights, str) and t.output_weights not in ("ones", "gaussian"):
+        raise ConfigError(f"teacher.output_weights = {t.output_weights!r}; use \"ones\", \"gaussian\", a number or a list")
+
+
+def _parse_value(text: str):
+    """Parse the right-hand side of ``--set key=value`` as a TOML value, falling back to a bare string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Apply ``section.key=value`` overrides (values in TOML syntax) to a raw config dict, returning a copy."""
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
+    for item in overrides:
+        if "=" not in item or "." not in item.split("=", 1)[0]:
+            raise ConfigError(f"--set {item!r} must look like section.key=value, e.g. --set init.count=16")
+        path, text = item.split("=", 1)
+        section, key = path.strip().split(".", 1)
+        if section not in SECTIONS and section != "sweep":
+            raise ConfigError(f"--set {item!r}: unknown section [{section}]; valid sections: {', '.join(SECTIONS)}")
+        out.setdefault(section, {})[key.strip()] = _parse_value(text.strip())
+    return out
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Read a TOML config file, apply ``--set`` overrides and validate it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} not found; pass the path of a TOML file (see configs/)")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML ({e})") from None
+    return config_from_dict(apply_overrides(raw, overrides or []))
+
+
+def config_to_dict(cfg: Config) -> dict:
+    """The resolved config as a plain dict (every default filled in)."""
+    d = {name: dataclasses.asdict(getattr(cfg, name)) for name in SECTIONS}
+    if cfg.sweep:
+        d["sweep"] = cfg.sweep
+    return d
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + " }"
+    raise TypeError(f"cannot write {v!r} as TOML")
+
+
+def _toml_key(k: str) -> str:
+    return k if k.replace("_", "").replace("-", "").isalnum() else _toml_value(k)
+
+
+def config_to_toml(cfg: Config | dict) -> str:
+    """Write a resolved config as TOML text that :func:`load_config` reads back to the same config."""
+    d = config_to_dict(cfg) if isinstance(cfg, Config) else cfg
+    lines = []
+    for section, table in d.items():
+        lines.append(f"[{section}]")
+        for k, v in table.items():
+            lines.append(f"{_toml_key(k)} = {_toml_value(v)}")
+        lines.append("")
+    return "\n".join(lines)

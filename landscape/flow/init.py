@@ -1,0 +1,60 @@
+"""Initialisations of the trainable parameters, for one student (vmap over keys for a batch).
+
+``scale`` multiplies a fan-in-normalised draw, so scale = 1 is the usual LeCun/Xavier initialisation and
+small initialisation is scale << 1 (down to 1e-6):
+
+- ``gaussian``: every entry N(0, 1 / fan_in) times ``scale`` (fan_in = d for first-layer weights and biases,
+  the width of the previous layer for deeper weights, the last hidden width for output weights).
+- ``orthogonal``: weight matrices with orthonormal rows (or columns, if taller than wide) times ``scale``;
+  output weights and biases as for ``gaussian``.
+- ``sphere``: the whole trainable vector uniform on the sphere of radius ``scale`` (Kumar & Haupt 2024:
+  theta(0) = delta * w0 with |w0| = 1).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+
+__all__ = ["init_params", "init_batch"]
+
+
+def _fan_in(path, shape, input_dim):
+    name = path[-1].key if hasattr(path[-1], "key") else str(path[-1])
+    if name == "b":
+        # biases share the fan-in of their layer's weights: d for the first layer
+        return input_dim if len(path) == 1 or getattr(path[1], "idx", 0) == 0 else shape[0]
+    if name == "a":
+        return shape[0]
+    return shape[1]
+
+
+def init_params(key, problem, *, scale, distribution: str = "gaussian"):
+    """One draw of the trainable parameters ``theta`` of ``problem``'s student (a dict pytree)."""
+    shapes = problem.trainable_shapes
+    leaves_with_path, treedef = jax.tree_util.tree_flatten_with_path(
+        shapes, is_leaf=lambda s: isinstance(s, tuple) and all(isinstance(i, int) for i in s)
+    )
+    keys = jax.random.split(key, len(leaves_with_path))
+    d = problem.student.input_dim
+    out = []
+    for k, (path, shape) in zip(keys, leaves_with_path, strict=True):
+        name = path[-1].key if hasattr(path[-1], "key") else None
+        std = 1.0 / jnp.sqrt(_fan_in(path, shape, d))
+        if distribution == "orthogonal" and name == "w":
+            leaf = jax.nn.initializers.orthogonal()(k, shape)
+        else:
+            leaf = std * jax.random.normal(k, shape)
+        out.append(leaf)
+    theta = jax.tree_util.tree_unflatten(treedef, out)
+    if distribution == "sphere":
+        flat, unravel = ravel_pytree(theta)
+        theta = unravel(flat / jnp.linalg.norm(flat))
+    return jax.tree.map(lambda x: scale * x, theta)
+
+
+def init_batch(key, problem, count: int, *, scale, distribution: str = "gaussian"):
+    """``count`` independent draws; every leaf gets a leading axis of size ``count``."""
+    keys = jax.random.split(key, count)
+    return jax.vmap(lambda k: init_params(k, problem, scale=scale, distribution=distribution))(keys)

@@ -1,0 +1,106 @@
+"""Networks: two-layer nets and deep MLPs as pure functions of parameter pytrees.
+
+Two-layer net of width m on x in R^d (papers.md, common setting):
+
+    f(x; w, b, a) = sum_j a_j sigma(w_j . x + b_j)
+
+Parameters are a dict ``{"w": (m, d), "b": (m,), "a": (m,)}``; ``"b"`` is present only with biases. Deep MLP
+with hidden widths (n_1, ..., n_L):
+
+    h_0 = x,  h_l = sigma(W_l h_{l-1} + b_l),  f(x) = a . h_L
+
+with parameters ``{"layers": ({"w": (n_1, d), "b": (n_1,)}, ...), "a": (n_L,)}``. A two-layer net is the L = 1
+case written flat, because the symmetry analysis works on its neurons (rows of w).
+
+Frozen output weights are not part of the trainable pytree: the problem merges them back in before calling
+``apply`` (see :mod:`landscape.problem.problem`). Every function here handles one input and one parameter set;
+batching is done with ``vmap`` by the caller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .activations import Activation
+
+__all__ = ["TwoLayerNet", "MLP", "Network"]
+
+
+@dataclass(frozen=True)
+class TwoLayerNet:
+    """Two-layer network f(x) = sum_j a_j sigma(w_j . x + b_j) of width ``width`` on inputs of dim ``input_dim``."""
+
+    input_dim: int
+    width: int
+    activation: Activation
+    bias: bool = False
+
+    depth = 1
+
+    @property
+    def hidden_widths(self) -> tuple[int, ...]:
+        return (self.width,)
+
+    def shapes(self) -> dict:
+        """Shapes of the full parameter dict (output weights included)."""
+        s = {"w": (self.width, self.input_dim), "a": (self.width,)}
+        if self.bias:
+            s["b"] = (self.width,)
+        return s
+
+    def preactivations(self, params, x):
+        """w_j . x + b_j for all j, shape (m,)."""
+        z = params["w"] @ x
+        if self.bias:
+            z = z + params["b"]
+        return z
+
+    def apply(self, params, x):
+        """f(x) for one input x of shape (d,); returns a scalar."""
+        return params["a"] @ self.activation(self.preactivations(params, x))
+
+
+@dataclass(frozen=True)
+class MLP:
+    """Deep MLP with hidden widths ``hidden_widths`` and a linear scalar output f(x) = a . h_L."""
+
+    input_dim: int
+    hidden_widths: tuple[int, ...]
+    activation: Activation
+    bias: bool = False
+
+    @property
+    def depth(self) -> int:
+        return len(self.hidden_widths)
+
+    @property
+    def width(self) -> int:
+        return self.hidden_widths[-1]
+
+    def shapes(self) -> dict:
+        fan_in = (self.input_dim,) + tuple(self.hidden_widths[:-1])
+        layers = []
+        for n_in, n_out in zip(fan_in, self.hidden_widths, strict=True):
+            layer = {"w": (n_out, n_in)}
+            if self.bias:
+                layer["b"] = (n_out,)
+            layers.append(layer)
+        return {"layers": tuple(layers), "a": (self.hidden_widths[-1],)}
+
+    def hidden(self, params, x):
+        """Last hidden layer h_L for one input x."""
+        h = x
+        for layer in params["layers"]:
+            z = layer["w"] @ h
+            if self.bias:
+                z = z + layer["b"]
+            h = self.activation(z)
+        return h
+
+    def apply(self, params, x):
+        """f(x) for one input x of shape (d,); returns a scalar."""
+        return params["a"] @ self.hidden(params, x)
+
+
+Network = TwoLayerNet | MLP
+

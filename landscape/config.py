@@ -273,9 +273,12 @@ def validate(cfg: Config) -> None:
         if not (ow == "teacher" or isinstance(ow, int | float | list)) or isinstance(ow, bool):
             raise ConfigError(f"student.output_weights = {ow!r}; use \"teacher\", a number or a list of numbers")
     if isinstance(t.output_weights, list) and len(t.output_weights) != t.width:
-        raise ConfigError(f"teacher.output_weights has {len(t.output_weights)} entries; it needs teacher.width = {t.width}")
+        n = len(t.output_weights)
+        raise ConfigError(f"teacher.output_weights has {n} entries; it needs teacher.width = {t.width}")
     if isinstance(t.output_weights, str) and t.output_weights not in ("ones", "gaussian"):
-        raise ConfigError(f"teacher.output_weights = {t.output_weights!r}; use \"ones\", \"gaussian\", a number or a list")
+        raise ConfigError(
+            f"teacher.output_weights = {t.output_weights!r}; use \"ones\", \"gaussian\", a number or a list"
+        )
 
 
 def _parse_value(text: str):

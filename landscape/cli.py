@@ -1,0 +1,93 @@
+"""Command line: ``landscape run | hessian | count | report``.
+
+Bad input (config keys, values, paths) prints one line starting with ``error:`` and exits with code 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .config import ConfigError
+
+__all__ = ["main", "build_parser"]
+
+
+class UserError(Exception):
+    """An error caused by the user's input: printed as one line, exit code 2."""
+
+
+def _add_run(sub):
+    p = sub.add_parser("run", help="run gradient flows from many initialisations, certify and classify end points")
+    p.add_argument("config", help="TOML config file (see configs/)")
+    p.add_argument("--out", default=None, help="results directory (default: results/<config name>)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override one config value (TOML syntax), e.g. --set init.count=16; repeatable")
+    p.add_argument("--dry-run", action="store_true", help="print the expanded grid and sizes; run nothing")
+    p.add_argument("--force", action="store_true", help="start over in an existing results directory")
+    p.add_argument("--executor", choices=("local", "ray"), default="local", help="where chunks run (default local)")
+    p.add_argument("--address", default=None, help="Ray cluster address for --executor ray (default: local Ray)")
+    p.add_argument("--chunk-size", type=int, default=None, help="initialisations per chunk (default: automatic)")
+    p.set_defaults(func=_run)
+
+
+def _run(args) -> int:
+    from .sweep.runner import run_sweep
+
+    return run_sweep(
+        args.config,
+        overrides=args.overrides,
+        out_dir=args.out,
+        force=args.force,
+        dry_run=args.dry_run,
+        executor=args.executor,
+        address=args.address,
+        chunk_size=args.chunk_size,
+    )
+
+
+def _add_hessian(sub):
+    p = sub.add_parser("hessian", help="print one end point's Hessian eigenvalues with multiplicities")
+    p.add_argument("result_dir", help="results directory written by 'landscape run'")
+    p.add_argument("--point", type=int, required=True, help="initialisation id of the point")
+    p.add_argument("--grid-point", type=int, default=None, help="grid point of a sweep (default: the only one)")
+    p.add_argument("--json", action="store_true", help="print JSON (full sorted eigenvalues under 'eigenvalues')")
+    p.set_defaults(func=_hessian)
+
+
+def _hessian(args) -> int:
+    from .report.hessian_cmd import main
+
+    return main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="landscape",
+        description="Explore teacher-student loss landscapes: flows, certified critical points, Hessian spectra.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_run(sub)
+    _add_hessian(sub)
+    from .report import count, sweep_report
+
+    count.add_parser(sub)
+    sweep_report.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ConfigError, UserError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; finished chunks are kept, re-run the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""Figures of one run: loss and gradient-norm curves of all trajectories, and Hessian spectra of the end points.
+
+Reads the rows and arrays a run stored; draws with matplotlib (Agg backend, no display needed).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+__all__ = ["write_figures", "KIND_COLORS"]
+
+KIND_COLORS = {
+    "minimum": "tab:blue",
+    "saddle": "tab:red",
+    "degenerate": "tab:orange",
+    "not_converged": "tab:gray",
+    "diverged": "black",
+}
+
+
+def _legend(ax, kinds):
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=KIND_COLORS.get(k, "tab:purple"), label=k) for k in kinds]
+    ax.legend(handles=handles, fontsize=8, loc="best")
+
+
+def _curves(path: Path, table: pd.DataFrame, arrays: dict, title: str):
+    t, loss, gn = arrays["curve.t"], arrays["curve.loss"], arrays["curve.grad_norm"]
+    kinds = table["kind"].to_numpy()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    order = np.argsort([k == "minimum" for k in kinds])  # draw minima first, saddles on top
+    for i in order:
+        c = KIND_COLORS.get(kinds[i], "tab:purple")
+        ok = np.isfinite(t[i]) & np.isfinite(loss[i]) & (t[i] > 0)
+        axes[0].plot(t[i][ok], np.maximum(loss[i][ok], 1e-32), color=c, alpha=0.35, lw=1)
+        ok = np.isfinite(t[i]) & np.isfinite(gn[i]) & (t[i] > 0)
+        axes[1].plot(t[i][ok], np.maximum(gn[i][ok], 1e-32), color=c, alpha=0.35, lw=1)
+    for ax, name in zip(axes, ("loss", "gradient norm"), strict=True):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("time t (gradient flow) or steps x lr")
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+    axes[0].set_title(f"{title}: loss along {len(kinds)} trajectories")
+    axes[1].set_title("gradient norm (colour = class of the end point)")
+    _legend(axes[0], [k for k in KIND_COLORS if k in set(kinds)])
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _spectra(path: Path, table: pd.DataFrame, arrays: dict, title: str):
+    eigs = arrays["eigenvalues"]
+    kinds = table["kind"].to_numpy()
+    loss = table["loss"].to_numpy()
+    order = np.lexsort((np.arange(len(loss)), np.where(np.isfinite(loss), loss, np.inf)))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [2, 1]})
+    finite_eigs = eigs[np.isfinite(eigs)]
+    lin = max(float(np.min(np.abs(finite_eigs[finite_eigs != 0]))) if np.any(finite_eigs != 0) else 1e-12, 1e-12)
+    for rank, i in enumerate(order):
+        e = eigs[i][np.isfinite(eigs[i])]
+        axes[0].scatter(np.full(e.shape, rank), e, s=6, color=KIND_COLORS.get(kinds[i], "tab:purple"), alpha=0.7)
+    axes[0].set_yscale("symlog", linthresh=max(lin, 1e-8))
+    axes[0].axhline(0, color="k", lw=0.5)
+    axes[0].set_xlabel("end point (sorted by loss)")
+    axes[0].set_ylabel("Hessian eigenvalue (symlog)")
+    axes[0].set_title(f"{title}: Hessian spectra at end points")
+    _legend(axes[0], [k for k in KIND_COLORS if k in set(kinds)])
+    axes[0].grid(alpha=0.3)
+    cert = table["certified"].to_numpy()
+    sel = eigs[cert] if cert.any() else eigs
+    vals = sel[np.isfinite(sel)]
+    if vals.size:
+        axes[1].hist(vals, bins=80, color="tab:blue", alpha=0.8)
+    axes[1].set_yscale("log")
+    axes[1].set_xlabel("eigenvalue")
+    axes[1].set_ylabel("count (certified points)")
+    axes[1].set_title("spectral density")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_figures(fig_dir, table: pd.DataFrame, arrays: dict, *, title: str = "") -> list[Path]:
+    """Write ``loss_curves.png`` and ``hessian_spectra.png`` into ``fig_dir``; returns the paths written.
+
+    ``table`` rows must be in the same order as the arrays' leading axis (match by the ``id`` column).
+    """
+    fig_dir = Path(fig_dir)
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    if "id" in arrays and not np.array_equal(np.asarray(arrays["id"]), table["id"].to_numpy()):
+        table = table.set_index("id").loc[np.asarray(arrays["id"])].reset_index()
+    paths = [fig_dir / "loss_curves.png", fig_dir / "hessian_spectra.png"]
+    _curves(paths[0], table, arrays, title)
+    _spectra(paths[1], table, arrays, title)
+    return paths

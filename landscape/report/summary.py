@@ -1,0 +1,150 @@
+"""Run summaries: counts per kind, loss levels, tolerances, timings, device and versions; and the printed table."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+
+import jax
+import numpy as np
+import pandas as pd
+
+from ..analysis.classify import KINDS
+
+__all__ = ["summarize", "format_summary", "loss_levels", "environment", "group_eigenvalues"]
+
+_PACKAGES = ("landscape", "jax", "jaxlib", "diffrax", "equinox", "optax", "numpy", "scipy", "pandas")
+
+
+def environment() -> dict:
+    """Device and package versions, for reproducibility records."""
+    versions = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    dev = jax.devices()[0]
+    return {
+        "device": {
+            "platform": dev.platform,
+            "kind": getattr(dev, "device_kind", str(dev)),
+            "count": jax.device_count(),
+        },
+        "versions": versions,
+    }
+
+
+def loss_levels(table: pd.DataFrame, *, rel_tol: float = 1e-8, abs_tol: float = 1e-14) -> list[dict]:
+    """Distinct loss values among certified points, merged when within ``abs_tol + rel_tol * |L|``.
+
+    Each level lists its loss (the smallest in the group), the number of points and their kinds (saddles by index).
+    """
+    cert = table[table["certified"]].sort_values("loss")
+    levels: list[dict] = []
+    for loss, kind, index in zip(cert["loss"], cert["kind"], cert["index"], strict=True):
+        label = f"saddle(index {index})" if kind == "saddle" else kind
+        if levels and loss - levels[-1]["_last"] <= abs_tol + rel_tol * abs(loss):
+            lvl = levels[-1]
+        else:
+            lvl = {"loss": float(loss), "count": 0, "kinds": {}, "_last": loss}
+            levels.append(lvl)
+        lvl["count"] += 1
+        lvl["kinds"][label] = lvl["kinds"].get(label, 0) + 1
+        lvl["_last"] = loss
+    for lvl in levels:
+        del lvl["_last"]
+    return levels
+
+
+def group_eigenvalues(eigs, *, zero_tol_abs: float, rel_tol: float = 1e-6) -> list[dict]:
+    """Group sorted eigenvalues into clusters with multiplicities.
+
+    Consecutive eigenvalues join a cluster when they differ by at most ``max(zero_tol_abs, rel_tol * |lambda|)``;
+    each cluster reports its mean, multiplicity and [min, max].
+    """
+    e = np.sort(np.asarray(eigs, float))
+    groups: list[list[float]] = []
+    for x in e:
+        if groups and abs(x - groups[-1][-1]) <= max(zero_tol_abs, rel_tol * abs(x)):
+            groups[-1].append(x)
+        else:
+            groups.append([x])
+    return [
+        {"value": float(np.mean(g)), "multiplicity": len(g), "min": float(g[0]), "max": float(g[-1])}
+        for g in groups
+    ]
+
+
+def summarize(cfg, table: pd.DataFrame, arrays: dict | None = None, timings: dict | None = None) -> dict:
+    """The content of ``summary.json`` for one config (one grid point)."""
+    counts = {k: int((table["kind"] == k).sum()) for k in KINDS}
+    extra = sorted(set(table["kind"]) - set(KINDS))
+    counts.update({k: int((table["kind"] == k).sum()) for k in extra})
+    saddles = table[table["kind"] == "saddle"]
+    cert = table[table["certified"]]
+    n = len(table)
+    out = {
+        "n_points": n,
+        "counts": counts,
+        "fractions": {k: (v / n if n else 0.0) for k, v in counts.items()},
+        "saddle_indices": {int(k): int(v) for k, v in saddles["index"].value_counts().sort_index().items()},
+        "n_global_minima": int((table["is_global"] & (table["kind"] == "minimum")).sum()),
+        "loss_levels": loss_levels(table),
+        "certified": int(table["certified"].sum()),
+        "max_certified_grad_norm": float(cert["grad_norm"].max()) if len(cert) else None,
+        "min_loss": float(table["loss"].min()) if n else None,
+        "flow_status": {k: int(v) for k, v in table["flow_status"].value_counts().items()},
+        "tolerances": {
+            "flow.grad_tol": cfg.flow.grad_tol,
+            "polish.tol (certification: grad_norm <=)": cfg.polish.tol,
+            "analysis.zero_tol (relative to max|eig|)": cfg.analysis.zero_tol,
+            "analysis.global_loss_tol": cfg.analysis.global_loss_tol,
+        },
+        "timings_s": dict(timings or {}),
+        **environment(),
+    }
+    if "sym_class" in table:
+        out["symmetry"] = {
+            "classes": {k: int(v) for k, v in table["sym_class"].value_counts().items()},
+            "distinct_subspaces": int(table.loc[table["certified"], "subspace_label"].nunique())
+            if "subspace_label" in table
+            else None,
+        }
+    return out
+
+
+def format_summary(summary: dict, table: pd.DataFrame) -> str:
+    """A human-readable summary table for the terminal."""
+    lines = []
+    n = summary["n_points"]
+    lines.append(f"{n} trajectories; certified critical points: {summary['certified']} "
+                 f"(grad_norm <= {summary['tolerances']['polish.tol (certification: grad_norm <=)']:.0e}; "
+                 f"max measured {_fmt(summary['max_certified_grad_norm'])})")
+    lines.append("")
+    lines.append(f"{'kind':<16}{'count':>7}{'fraction':>10}")
+    for k, v in summary["counts"].items():
+        if v:
+            lines.append(f"{k:<16}{v:>7}{v / n:>10.3f}")
+    if summary["saddle_indices"]:
+        idx = ", ".join(f"index {k}: {v}" for k, v in summary["saddle_indices"].items())
+        lines.append(f"saddles by index: {idx}")
+    lines.append("")
+    lines.append(f"{'loss level':>14}{'count':>7}  kinds")
+    for lvl in summary["loss_levels"][:15]:
+        kinds = ", ".join(f"{k} x{v}" for k, v in lvl["kinds"].items())
+        lines.append(f"{lvl['loss']:>14.6e}{lvl['count']:>7}  {kinds}")
+    if len(summary["loss_levels"]) > 15:
+        lines.append(f"... {len(summary['loss_levels']) - 15} more levels in summary.json")
+    if "symmetry" in summary:
+        cls = ", ".join(f"{k}: {v}" for k, v in summary["symmetry"]["classes"].items())
+        lines.append("")
+        n_sub = summary["symmetry"]["distinct_subspaces"]
+        lines.append(f"symmetry classes: {cls}; distinct subspaces reached: {n_sub}")
+    tol = summary["tolerances"]["analysis.zero_tol (relative to max|eig|)"]
+    lines.append(f"(zero eigenvalue tolerance: |lambda| <= {tol:.0e} * max|lambda| per point)")
+    return "\n".join(lines)
+
+
+def _fmt(x) -> str:
+    return "n/a" if x is None else f"{x:.2e}"

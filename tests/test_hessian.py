@@ -1,0 +1,56 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from landscape.analysis.hessian import flat_loss, hessian_matrix, hvp, spectrum
+from landscape.config import config_from_dict
+from landscape.flow.init import init_params
+from landscape.problem import build_problem
+
+
+def _problem(**student):
+    raw = {
+        "problem": {"input_dim": 3, "activation": "relu"},
+        "teacher": {"width": 2},
+        "student": {"width": 3, **student},
+    }
+    return build_problem(config_from_dict(raw))
+
+
+def test_hessian_symmetric_and_matches_finite_differences_of_gradient():
+    p = _problem()
+    theta = init_params(jax.random.PRNGKey(1), p, scale=1.0)
+    f, x = flat_loss(p, theta)
+    h = np.asarray(hessian_matrix(p, theta))
+    assert np.allclose(h, h.T, atol=0)
+    g = jax.grad(f)
+    eps = 1e-6
+    fd = np.stack([(g(x + eps * e) - g(x - eps * e)) / (2 * eps) for e in np.eye(x.size)])
+    assert np.max(np.abs(fd - h)) < 1e-6 * max(1.0, np.max(np.abs(h)))
+
+
+def test_hvp_matches_dense_hessian():
+    p = _problem()
+    theta = init_params(jax.random.PRNGKey(2), p, scale=1.0)
+    v = jax.random.normal(jax.random.PRNGKey(3), (ravel_pytree(theta)[0].size,))
+    assert np.allclose(hvp(p, theta, v), hessian_matrix(p, theta) @ v, atol=1e-12)
+
+
+def test_teacher_as_student_zero_loss_psd_and_rescaling_null_directions():
+    # student = teacher (width 2, trained output weights): every neuron's rescaling (w, a) -> (c w, a / c) is a
+    # continuous symmetry through a critical point, so the Hessian has (at least) one zero eigenvalue per neuron.
+    p = build_problem(config_from_dict({
+        "problem": {"input_dim": 3, "activation": "relu"}, "teacher": {"width": 2}, "student": {"width": 2}}))
+    theta = {"w": jnp.eye(3)[:2], "a": jnp.ones(2)}
+    assert float(p.loss(theta)) == 0.0
+    eigs = np.asarray(spectrum(p, theta))
+    assert eigs[0] > -1e-12
+    assert np.sum(np.abs(eigs) < 1e-10 * eigs[-1]) >= 2
+    flat = ravel_pytree(theta)[0]
+    h = np.asarray(hessian_matrix(p, theta))
+    # rescaling tangent of neuron 0: d(a_0) = -a_0, d(w_0) = w_0 (ravel order: a then w)
+    t = np.zeros(flat.size)
+    t[0] = -1.0
+    t[2:5] = np.eye(3)[0]
+    assert np.linalg.norm(h @ t) < 1e-12

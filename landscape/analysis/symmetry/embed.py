@@ -102,7 +102,7 @@ def split_matrix(problem_r, theta_r, i: int) -> np.ndarray:
         return jax.grad(lossa)(0.0)
 
     u_i = th["w"][i] if not bias else jnp.concatenate([th["w"][i], th["b"][i : i + 1]])
-    return float(th["a"][i]) * np.asarray(jax.hessian(corr)(u_i))
+    return float(th["a"][i]) * np.asarray(jax.jit(jax.hessian(corr))(u_i))
 
 
 def split_scan(problem_r, theta_r, i: int, lambdas, *, zero_tol: float = 1e-7) -> dict:
@@ -119,7 +119,8 @@ def split_scan(problem_r, theta_r, i: int, lambdas, *, zero_tol: float = 1e-7) -
     prob_m = problem_with_width(problem_r, r + 1)
     A = split_matrix(problem_r, theta_r, i)
     A_eigs = np.linalg.eigvalsh(0.5 * (A + A.T))
-    h_r = np.linalg.eigvalsh(np.asarray(hessian_matrix(problem_r, {k: jnp.asarray(v) for k, v in theta_r.items()})))
+    th_r = {k: jnp.asarray(v) for k, v in theta_r.items()}
+    h_r = np.linalg.eigvalsh(np.asarray(jax.jit(hessian_matrix)(problem_r, th_r)))
     tau_r = zero_tol * np.max(np.abs(h_r))
     tau_a = zero_tol * max(np.max(np.abs(A_eigs)), 1e-300)
     idx_r = int(np.sum(h_r < -tau_r))

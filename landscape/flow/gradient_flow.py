@@ -1,0 +1,125 @@
+"""Gradient flow d theta / dt = -grad L(theta) for one student, integrated with diffrax.
+
+Solver choice: Tsit5 (explicit 5(4) Runge-Kutta) with a PID step-size controller on (rtol, atol). The gradient
+flow of these losses is only mildly stiff: the step size is limited by stability to about 3.5 / lambda_max(H),
+and lambda_max is O(d) here (Arjevani & Field 2021: Theta(d) large eigenvalues, the rest O(1)), so the step count
+grows like t_max * lambda_max, which the adaptive controller handles within ``max_steps``. Small eigenvalues and
+long plateaus after small initialisation make the flow *slow*, not stiff: the controller takes large steps there.
+An implicit solver (Kvaerno5) would need Newton solves with the Hessian, which is non-smooth for ReLU (kinks at
+w_j . x = 0 make Newton iterations fail) and costs O(n^3) per step; pass ``solver=diffrax.Kvaerno5()`` to
+:func:`landscape.flow.make_flow` if a problem is genuinely stiff.
+
+Stopping: a boolean diffrax Event ends the solve at the end of the first accepted step where |grad L| <= grad_tol,
+or where the state is NaN/inf or diverged (loss > 1e30). ``throw=False`` so a failing element never aborts a
+vmapped batch; diffrax's result codes become :class:`landscape.flow.trajectory.Status` codes.
+"""
+
+from __future__ import annotations
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from .trajectory import (
+    CONVERGED,
+    MAX_STEPS,
+    NONFINITE,
+    SOLVER_FAILED,
+    T_MAX,
+    AbstractFlow,
+    Trajectory,
+    is_bad,
+    mask_after_stop,
+    snapshot_times,
+    summaries,
+)
+
+__all__ = ["GradientFlow"]
+
+
+class GradientFlow(AbstractFlow):
+    """Gradient flow on [0, t_max] stopped at |grad L| <= grad_tol; numbers are traced, structure static.
+
+    Attributes:
+        t_max, grad_tol, rtol, atol, t_min: traced scalars (t_min = first nonzero snapshot time).
+        max_steps: diffrax step budget (static: it bounds the solver loop).
+        n_snapshots, save_params: static snapshot settings.
+        solver: the diffrax solver (static), Tsit5 by default.
+    """
+
+    t_max: jax.Array
+    grad_tol: jax.Array
+    rtol: jax.Array
+    atol: jax.Array
+    t_min: jax.Array
+    max_steps: int = eqx.field(static=True)
+    n_snapshots: int = eqx.field(static=True)
+    save_params: bool = eqx.field(static=True)
+    solver: diffrax.AbstractSolver = eqx.field(static=True, default_factory=diffrax.Tsit5)
+
+    def run(self, problem, theta0) -> Trajectory:
+        """Integrate d theta/dt = -grad L from theta0 (one student); see the module docstring."""
+        grad_fn = jax.grad(problem.loss)
+
+        def vector_field(t, y, args):
+            return jax.tree.map(jnp.negative, grad_fn(y))
+
+        def stop(t, y, args, **kwargs):
+            s = summaries(problem, y)
+            return (s["grad_norm"] <= self.grad_tol) | is_bad(s["loss"], s["grad_norm"])
+
+        ts = snapshot_times(self.t_max, self.n_snapshots, self.t_min)
+        save_params = self.save_params
+        saveat = diffrax.SaveAt(
+            subs=[
+                diffrax.SubSaveAt(ts=ts, fn=lambda t, y, args: summaries(problem, y, save_params)),
+                diffrax.SubSaveAt(t1=True),
+            ]
+        )
+        sol = diffrax.diffeqsolve(
+            diffrax.ODETerm(vector_field),
+            self.solver,
+            t0=0.0,
+            t1=self.t_max,
+            dt0=None,
+            y0=theta0,
+            saveat=saveat,
+            stepsize_controller=diffrax.PIDController(rtol=self.rtol, atol=self.atol),
+            event=diffrax.Event(stop),
+            max_steps=self.max_steps,
+            adjoint=diffrax.ForwardMode(),
+            throw=False,
+        )
+        snaps, y_last = sol.ys
+        theta = jax.tree.map(lambda x: x[0], y_last)
+        t_final = sol.ts[1][0]
+        final = summaries(problem, theta)
+        bad = is_bad(final["loss"], final["grad_norm"])
+        res = sol.result
+        status = jnp.select(
+            [
+                bad,
+                (res == diffrax.RESULTS.event_occurred) | (final["grad_norm"] <= self.grad_tol),
+                res == diffrax.RESULTS.successful,
+                res == diffrax.RESULTS.max_steps_reached,
+            ],
+            [NONFINITE, CONVERGED, T_MAX, MAX_STEPS],
+            default=SOLVER_FAILED,
+        ).astype(jnp.int32)
+        # unreached save times are +inf in diffrax; blank them (and anything after a blow-up) with NaN
+        reached = (sol.ts[0] <= t_final) & jnp.isfinite(sol.ts[0])
+        snaps = mask_after_stop(snaps, reached)
+        return Trajectory(
+            theta=theta,
+            t_final=t_final,
+            n_steps=sol.stats["num_steps"],
+            status=status,
+            ts=ts,
+            loss=snaps["loss"],
+            grad_norm=snaps["grad_norm"],
+            param_norm=snaps["param_norm"],
+            params=snaps.get("params"),
+            loss_final=final["loss"],
+            grad_norm_final=final["grad_norm"],
+        )

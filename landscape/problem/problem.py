@@ -18,13 +18,14 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from .accurate_loss import population_loss_accurate
 from .activations import get_activation
 from .data import gaussian_inputs, load_inputs
 from .networks import MLP, Network, TwoLayerNet
 from .population import population_loss
 from .teachers import make_teacher, output_weight_values
 
-__all__ = ["Problem", "loss", "build_problem"]
+__all__ = ["Problem", "loss", "loss_accurate", "build_problem"]
 
 
 class Problem(eqx.Module):
@@ -66,6 +67,21 @@ def loss(problem: Problem, theta):
         )
     pred = jax.vmap(lambda x: problem.student.apply(params, x))(problem.x)
     return 0.5 * jnp.mean((pred - problem.y) ** 2)
+
+
+def loss_accurate(problem: Problem, theta):
+    """The same loss evaluated to full relative accuracy near zero (for reporting and certification).
+
+    The population kernel form cancels O(1) terms and returns rounding noise (~1e-16, possibly negative) at a
+    global minimum; :func:`landscape.problem.accurate_loss.population_loss_accurate` rewrites it as a sum of small
+    terms. The sample loss is a mean of squared residuals and is accurate already.
+    """
+    if problem.loss_kind == "population":
+        return population_loss_accurate(
+            problem.student, problem.full_params(theta), problem.teacher, problem.teacher_params,
+            order=problem.quadrature_order,
+        )
+    return loss(problem, theta)
 
 
 def build_problem(cfg) -> Problem:

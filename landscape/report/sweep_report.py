@@ -1,0 +1,211 @@
+"""``landscape report DIR``: the sweep table (per grid point: counts per class, loss levels, rates) and figures.
+
+Per grid point, with n trajectories: counts of global minima (kind ``minimum`` with loss <= analysis.global_loss_tol),
+spurious minima (kind ``minimum`` above it), saddles, degenerate, not converged and diverged points; the spurious
+rate = spurious minima / n; the number of distinct certified loss levels and the lowest spurious loss. Figures:
+``figures/sweep_rates.png`` (fraction of spurious minima, saddles and global minima versus each swept key) and
+``figures/sweep_kinds.png`` (class fractions per grid point). Works on a partly finished sweep too.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from ..sweep.storage import load_manifest, load_points  # noqa: E402
+
+__all__ = ["add_parser", "main", "sweep_table", "format_sweep_table", "write_sweep_figures"]
+
+CLASSES = ("global_min", "spurious_min", "saddle", "degenerate", "not_converged", "diverged")
+CLASS_COLORS = {
+    "global_min": "tab:blue",
+    "spurious_min": "tab:green",
+    "saddle": "tab:red",
+    "degenerate": "tab:orange",
+    "not_converged": "tab:gray",
+    "diverged": "black",
+    "other": "tab:purple",
+}
+
+
+def _classes(table: pd.DataFrame) -> pd.Series:
+    """Class per row: the kind, with minima split into global and spurious by ``is_global``."""
+    kind = table["kind"].astype(str)
+    is_global = table["is_global"].astype(bool) if "is_global" in table else pd.Series(False, index=table.index)
+    cls = kind.where(kind != "minimum", np.where(is_global, "global_min", "spurious_min"))
+    return cls.where(cls.isin(CLASSES), "other")
+
+
+def _levels(losses: np.ndarray, rel_tol: float = 1e-8, abs_tol: float = 1e-14) -> int:
+    """Number of distinct loss values (merged within abs_tol + rel_tol |L|)."""
+    n, last = 0, None
+    for x in np.sort(losses[np.isfinite(losses)]):
+        if last is None or x - last > abs_tol + rel_tol * abs(x):
+            n += 1
+        last = x
+    return n
+
+
+def sweep_table(table: pd.DataFrame, manifest: dict) -> pd.DataFrame:
+    """One row per grid point: swept values, n, counts per class, spurious rate, loss levels, lowest spurious loss."""
+    keys = manifest.get("grid_keys", [])
+    cls = _classes(table)
+    out = []
+    for p in manifest["points"]:
+        sel = (table["grid_point"] == p["index"]).to_numpy()
+        rows, c = table[sel], cls[sel]
+        n = int(sel.sum())
+        row = {"point": p["name"], **{k: p["values"][k] for k in keys}, "n": n, "expected": p["count"]}
+        for name in CLASSES:
+            row[name] = int((c == name).sum())
+        if (c == "other").any():
+            row["other"] = int((c == "other").sum())
+        row["spurious_rate"] = row["spurious_min"] / n if n else np.nan
+        row["global_rate"] = row["global_min"] / n if n else np.nan
+        cert = rows[rows["certified"].astype(bool)] if "certified" in rows else rows
+        row["loss_levels"] = _levels(cert["loss"].to_numpy(float))
+        spur = rows["loss"][(c == "spurious_min").to_numpy()]
+        row["min_spurious_loss"] = float(spur.min()) if len(spur) else np.nan
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def format_sweep_table(table: pd.DataFrame, manifest: dict) -> str:
+    """The printed sweep table (one line per grid point)."""
+    st = sweep_table(table, manifest)
+    done, total = int(st["n"].sum()), int(st["expected"].sum())
+    head = f"{len(st)} grid points, {done} of {total} trajectories"
+    head += "" if done == total else " (sweep not finished: re-run 'landscape run' with the same arguments)"
+    cols = ["point", *manifest.get("grid_keys", []), "n", *CLASSES,
+            *(["other"] if "other" in st else []), "spurious_rate", "loss_levels", "min_spurious_loss"]
+    short = {"global_min": "global", "spurious_min": "spurious", "not_converged": "not_conv",
+             "spurious_rate": "spur.rate", "loss_levels": "levels", "min_spurious_loss": "min spur. loss"}
+
+    def cell(col, v):
+        if col == "spurious_rate":
+            return "n/a" if pd.isna(v) else f"{v:.3f}"
+        if col == "min_spurious_loss":
+            return "-" if pd.isna(v) else f"{v:.4e}"
+        return str(v)
+
+    body = [[cell(c, r[c]) for c in cols] for _, r in st.iterrows()]
+    header = [short.get(c, c) for c in cols]
+    widths = [max(len(x[i]) for x in [header, *body]) for i in range(len(cols))]
+    lines = [head, ""]
+    for r in [header, *body]:
+        lines.append("  ".join(x.ljust(w) if i == 0 else x.rjust(w) for i, (x, w) in enumerate(zip(r, widths,
+                                                                                                   strict=True))))
+    lines.append("")
+    lines.append("global/spurious: minima with loss at or below / above analysis.global_loss_tol; "
+                 "spur.rate = spurious / n; levels = distinct certified loss values")
+    return "\n".join(lines)
+
+
+def _numeric(values) -> bool:
+    return all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+
+
+def write_sweep_figures(fig_dir, table: pd.DataFrame, manifest: dict) -> list[Path]:
+    """Write sweep_rates.png (rates versus each swept key) and sweep_kinds.png (class fractions per point)."""
+    fig_dir = Path(fig_dir)
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    st = sweep_table(table, manifest)
+    keys = manifest.get("grid_keys", [])
+    written = []
+    if keys:
+        fig, axes = plt.subplots(1, len(keys), figsize=(5.2 * len(keys), 4), squeeze=False)
+        for ax, key in zip(axes[0], keys, strict=True):
+            others = [k for k in keys if k != key]
+            groups = st.groupby(others, sort=False) if others else [((), st)]
+            groups = list(groups)
+            if len(groups) > 6:  # too many lines: average over the other keys
+                groups = [(("mean over " + ", ".join(others),), st.groupby(key, sort=False).mean(numeric_only=True)
+                           .reset_index())]
+            xs_all = st[key].tolist()
+            numeric = _numeric(xs_all)
+            cats = list(dict.fromkeys(str(x) for x in xs_all))
+            for (gkey, g), style in zip(groups, itertools.cycle(["-", "--", ":", "-."])):
+                g = g.sort_values(key) if numeric else g
+                x = g[key].to_numpy(float) if numeric else np.array([cats.index(str(v)) for v in g[key]])
+                label = ", ".join(f"{k}={v}" for k, v in zip(others, gkey if isinstance(gkey, tuple) else (gkey,),
+                                                             strict=False)) if others else ""
+                for rate, col, name in (("spurious_rate", "spurious_min", "spurious minima"),
+                                        ("global_rate", "global_min", "global minima")):
+                    ax.plot(x, g[rate].to_numpy(float), style, marker="o", color=CLASS_COLORS[col],
+                            label=f"{name}{' (' + label + ')' if label else ''}")
+                sad = (g["saddle"] + g["degenerate"]) / g["n"].where(g["n"] > 0)
+                ax.plot(x, sad.to_numpy(float), style, marker="s", color=CLASS_COLORS["saddle"],
+                        label=f"saddles + degenerate{' (' + label + ')' if label else ''}")
+            if numeric:
+                pos = np.asarray(xs_all, float)
+                if (pos > 0).all() and pos.max() / pos.min() > 100:
+                    ax.set_xscale("log")
+            else:
+                ax.set_xticks(range(len(cats)), cats)
+            ax.set_xlabel(key)
+            ax.set_ylabel("fraction of trajectories")
+            ax.set_ylim(-0.03, 1.03)
+            ax.grid(alpha=0.3)
+            ax.set_title(f"end points versus {key}")
+            ax.legend(fontsize=7, loc="best")
+        fig.tight_layout()
+        path = fig_dir / "sweep_rates.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+
+    fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(st) + 3), 4.5))
+    bottom = np.zeros(len(st))
+    n = st["n"].where(st["n"] > 0).to_numpy(float)
+    for name in (*CLASSES, "other"):
+        if name not in st:
+            continue
+        frac = np.nan_to_num(st[name].to_numpy(float) / n)
+        ax.bar(range(len(st)), frac, bottom=bottom, color=CLASS_COLORS[name], label=name.replace("_", " "))
+        bottom += frac
+    labels = [", ".join(str(v) for v in r[keys]) if keys else r["point"] for _, r in st.iterrows()]
+    ax.set_xticks(range(len(st)), labels, rotation=60 if len(st) > 6 else 0, ha="right" if len(st) > 6 else "center",
+                  fontsize=8)
+    ax.set_xlabel(", ".join(keys) if keys else "grid point")
+    ax.set_ylabel("fraction of trajectories")
+    ax.set_title("class of the end points per grid point")
+    ax.legend(fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left")
+    fig.tight_layout()
+    path = fig_dir / "sweep_kinds.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    written.append(path)
+    return written
+
+
+def add_parser(subparsers) -> None:
+    """Register ``landscape report DIR [--no-figures] [--json]``."""
+    p = subparsers.add_parser("report", help="print a sweep's table per grid point and write its summary figures")
+    p.add_argument("result_dir", help="results directory written by 'landscape run'")
+    p.add_argument("--no-figures", action="store_true", help="print the table only")
+    p.add_argument("--json", action="store_true", help="print the table as JSON records")
+    p.set_defaults(func=main)
+
+
+def main(args) -> int:
+    """Print the sweep table of ``args.result_dir`` and write its summary figures; returns the exit code."""
+    out_dir = Path(args.result_dir)
+    manifest = load_manifest(out_dir)
+    table = load_points(out_dir)
+    if getattr(args, "json", False):
+        st = sweep_table(table, manifest)
+        print(json.dumps(json.loads(st.to_json(orient="records")), indent=1))
+    else:
+        print(format_sweep_table(table, manifest))
+    if not getattr(args, "no_figures", False):
+        paths = write_sweep_figures(out_dir / "figures", table, manifest)
+        print("figures: " + ", ".join(str(p) for p in paths))
+    return 0

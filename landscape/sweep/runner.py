@@ -1,0 +1,335 @@
+"""``landscape run``: expand the sweep, plan chunks, run them on an executor, store them, summarise at the end.
+
+Re-running the same command resumes (finished chunks are skipped); a run killed with SIGKILL loses at most the chunks
+in flight; a different config pointed at an existing results directory is refused unless ``force``.
+
+Chunk size (trajectories per chunk) is automatic unless given: a rough upper bound on the bytes one trajectory needs
+(:func:`bytes_per_trajectory`) against a fraction of the free device memory, capped (a vmapped adaptive flow runs
+until its slowest member stops, so huge chunks gain little), balanced so the chunks of a grid point are of nearly
+equal size, and rounded to a multiple of the device count. All chunks have the same batch size (a short last
+chunk is padded), so each shape group compiles once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import numpy as np
+
+from ..config import ConfigError, apply_overrides
+from .grid import GridPoint, config_hash, expand_sweep, resolved_dict
+from .storage import SweepStore, atomic_write, load_arrays, load_manifest, load_points
+
+__all__ = [
+    "run_sweep",
+    "read_raw_config",
+    "bytes_per_trajectory",
+    "available_memory",
+    "auto_chunk_size",
+    "format_plan",
+    "finalize",
+]
+
+BYTES = 8  # float64
+MEMORY_FRACTION = {"cpu": 0.25, "gpu": 0.5}
+MAX_CHUNK = {"cpu": 512, "gpu": 8192}
+
+
+def read_raw_config(path, overrides=()) -> dict:
+    """The parsed TOML dict of ``path`` with ``--set`` overrides applied (not yet validated)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} not found; pass the path of a TOML file (see configs/)")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML ({e})") from None
+    return apply_overrides(raw, list(overrides or []))
+
+
+def _n_params(cfg) -> int:
+    from ..problem.problem import build_problem
+
+    shapes = build_problem(cfg).trainable_shapes
+    return int(sum(math.prod(s) for s in _leaves(shapes)))
+
+
+def _leaves(tree):
+    if isinstance(tree, dict):
+        for v in tree.values():
+            yield from _leaves(v)
+    elif isinstance(tree, list | tuple) and not all(isinstance(i, int) for i in tree):
+        for v in tree:
+            yield from _leaves(v)
+    else:
+        yield tree
+
+
+def bytes_per_trajectory(cfg, n_params: int | None = None) -> int:
+    """A rough upper bound on device bytes per trajectory, from the problem size (float64).
+
+    P trainable parameters, m student and k teacher units, n samples, q quadrature order, S snapshots:
+    solver and polish state ~ 32 P; snapshots S (4 + P if params are saved); dense Hessians, eigen-decompositions and
+    Newton steps ~ 6 P^2; loss intermediates under the Hessian's P tangents ~ 4 P n m (sample loss) or
+    4 P m (m + k) (population loss; times q^2 with quadrature).
+    """
+    from ..problem.activations import get_activation
+    from ..problem.kernels import has_closed_form
+
+    P = _n_params(cfg) if n_params is None else n_params
+    p, s, t, fl = cfg.problem, cfg.student, cfg.teacher, cfg.flow
+    m = sum(s.hidden_widths) if s.hidden_widths else s.width
+    k = sum(t.hidden_widths) if t.hidden_widths else t.width
+    words = 32 * P + fl.n_snapshots * (4 + (P if fl.save_params else 0))
+    if cfg.analysis.hessian or cfg.polish.enabled:
+        words += 6 * P * P
+    if p.loss == "sample":
+        words += 4 * P * p.n_samples * m
+    else:
+        act = get_activation(p.activation)
+        quad = 1 if has_closed_form(act, s.bias or t.bias) else p.quadrature_order**2
+        words += 4 * P * m * (m + k) * quad
+    return int(words * BYTES)
+
+
+def available_memory() -> tuple[int, str]:
+    """(free bytes on the first local device, platform): allocator statistics on GPUs, MemAvailable on CPU."""
+    import jax
+
+    dev = jax.local_devices()[0]
+    platform = "cpu" if dev.platform == "cpu" else "gpu"
+    stats = None
+    try:
+        stats = dev.memory_stats()
+    except Exception:  # noqa: BLE001  (backends without statistics)
+        stats = None
+    if stats and "bytes_limit" in stats:
+        return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0)), platform
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024, platform
+    except OSError:
+        pass
+    return 4 * 2**30, platform
+
+
+def auto_chunk_size(points: list[GridPoint], *, n_devices: int = 1, memory: tuple[int, str] | None = None,
+                    per_traj: list[int] | None = None) -> int:
+    """Trajectories per chunk for the whole sweep (module docstring): fits memory, capped, balanced, device multiple."""
+    free, platform = memory or available_memory()
+    per_traj = per_traj or [bytes_per_trajectory(p.config) for p in points]
+    budget = MEMORY_FRACTION[platform] * free * n_devices
+    fit = max(1, int(budget // max(per_traj)))
+    cap = min(fit, MAX_CHUNK[platform] * n_devices)
+    biggest = max(p.config.init.count for p in points)
+    n_chunks = math.ceil(biggest / cap)
+    size = math.ceil(biggest / n_chunks)
+    return max(n_devices, math.ceil(size / n_devices) * n_devices)
+
+
+def _fmt_bytes(b: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if b < 1024 or unit == "TiB":
+            return f"{b:.1f} {unit}" if unit != "B" else f"{int(b)} B"
+        b /= 1024
+    return f"{b:.1f} TiB"
+
+
+def format_plan(points: list[GridPoint], chunk_size: int, per_traj: list[int], *, auto: bool, n_devices: int,
+                out_dir: Path) -> str:
+    """The dry-run table: grid points, trajectories, chunks and memory per chunk."""
+    keys = list(points[0].values)
+    total = sum(p.config.init.count for p in points)
+    n_chunks = sum(math.ceil(p.config.init.count / chunk_size) for p in points)
+    lines = [
+        f"sweep: {len(points)} grid point{'s' if len(points) != 1 else ''}, {total} trajectories, "
+        f"{n_chunks} chunk{'s' if n_chunks != 1 else ''} of {chunk_size} "
+        f"({'automatic' if auto else 'given'}; {n_devices} device{'s' if n_devices != 1 else ''}) -> {out_dir}",
+        f"memory per chunk (estimate): up to {_fmt_bytes(max(per_traj) * chunk_size)} "
+        f"({_fmt_bytes(max(per_traj))} per trajectory)",
+        "",
+    ]
+    header = ["point", *keys, "init.seed", "count", "chunks", "mem/chunk"]
+    body = [
+        [p.name, *[str(p.values[k]) for k in keys], str(p.seed), str(p.config.init.count),
+         str(math.ceil(p.config.init.count / chunk_size)), _fmt_bytes(b * chunk_size)]
+        for p, b in zip(points, per_traj, strict=True)
+    ]
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+    for r in [header, *body]:
+        lines.append("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths,
+                                                                                               strict=True))))
+    return "\n".join(lines)
+
+
+def _jsonable(x):
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.floating):
+        return float(x)
+    if isinstance(x, np.bool_):
+        return bool(x)
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    return str(x)
+
+
+def _sum_timings(entries) -> dict:
+    out: dict = {}
+    for t in entries:
+        for k, v in (t or {}).items():
+            if isinstance(v, int | float):
+                out[k] = out.get(k, 0.0) + float(v)
+    return out
+
+
+def finalize(store: SweepStore, points: list[GridPoint], *, figures: bool = True, echo=print) -> dict:
+    """Consolidate arrays, write summary.json and figures, print the summary (sweep of one) or the sweep table."""
+    from ..report.summary import format_summary, summarize
+
+    out_dir = store.dir
+    store.consolidate()
+    table = load_points(out_dir)
+    chunks = store.manifest["chunks"]
+    point_summaries = []
+    for p in points:
+        rows = table[table["grid_point"] == p.index].reset_index(drop=True)
+        timings = _sum_timings(c.get("timings") for c in chunks if c["point"] == p.index)
+        s = summarize(p.config, rows, None, timings)
+        point_summaries.append({"index": p.index, "name": p.name, "values": p.values, "seed": p.seed, **s})
+    sweep_info = {
+        "config_hash": store.manifest["config_hash"],
+        "grid_keys": store.manifest["grid_keys"],
+        "n_points": len(points),
+        "n_trajectories": int(len(table)),
+        "chunk_size": store.chunk_size,
+        "n_chunks": len(chunks),
+        "runs": store.manifest["runs"],
+        "wall_s": _sum_timings({"wall_s": r.get("wall_s", 0.0)} for r in store.manifest["runs"]).get("wall_s", 0.0),
+    }
+    if len(points) == 1:
+        summary = {k: v for k, v in point_summaries[0].items() if k not in ("index", "name", "values", "seed")}
+        summary["sweep"] = sweep_info
+    else:
+        summary = {"sweep": sweep_info, "points": point_summaries}
+    atomic_write(out_dir / "summary.json", (json.dumps(summary, indent=1, default=_jsonable) + "\n").encode())
+    if figures:
+        _figures(out_dir, points, table)
+    if len(points) == 1:
+        echo(format_summary(point_summaries[0], table))
+    else:
+        from ..report.sweep_report import format_sweep_table
+
+        echo(format_sweep_table(table, store.manifest))
+    return summary
+
+
+def _figures(out_dir: Path, points: list[GridPoint], table) -> None:
+    from ..report.figures import write_figures
+
+    if len(points) == 1:
+        write_figures(out_dir / "figures", table, load_arrays(out_dir, 0), title=points[0].label)
+        return
+    for p in points:
+        rows = table[table["grid_point"] == p.index].reset_index(drop=True)
+        write_figures(out_dir / "figures" / p.name, rows, load_arrays(out_dir, p.index), title=p.label)
+    from ..report.sweep_report import write_sweep_figures
+
+    write_sweep_figures(out_dir / "figures", table, load_manifest(out_dir))
+
+
+def run_sweep(
+    config_path,
+    *,
+    overrides=(),
+    out_dir=None,
+    force: bool = False,
+    dry_run: bool = False,
+    executor: str = "local",
+    address: str | None = None,
+    chunk_size: int | None = None,
+    figures: bool = True,
+    progress: bool | None = None,
+    run_chunk=None,
+) -> int:
+    """Run (or resume) the sweep of ``config_path`` into ``out_dir``; returns the exit code (0 when complete).
+
+    ``out_dir`` defaults to ``results/<config stem>``; ``chunk_size`` to :func:`auto_chunk_size`; ``executor`` is
+    ``"local"`` or ``"ray"`` (``address`` names an existing Ray cluster). Bad input raises :class:`ConfigError`.
+    ``run_chunk`` replaces :func:`landscape.sweep.execute.run_chunk` (same signature; for tests and benchmarks).
+    """
+    from .executors import device_count, make_executor
+
+    t_start = time.perf_counter()
+    raw = read_raw_config(config_path, overrides)
+    points = expand_sweep(raw)
+    resolved = resolved_dict(raw, points)
+    cfg_hash = config_hash(resolved)
+    out_dir = Path(out_dir) if out_dir else Path("results") / Path(config_path).stem
+    if executor not in ("local", "ray"):
+        raise ConfigError(f"--executor {executor!r} is not valid; use local or ray")
+    if address and executor != "ray":
+        raise ConfigError("--address is for --executor ray; drop it or add --executor ray")
+    if chunk_size is not None and (isinstance(chunk_size, bool) or chunk_size < 1):
+        raise ConfigError(f"--chunk-size {chunk_size} must be a positive integer (or leave it out for automatic)")
+    n_devices = device_count() if executor == "local" else 1
+    per_traj = [bytes_per_trajectory(p.config) for p in points]
+    auto = chunk_size is None
+    if auto:
+        size = auto_chunk_size(points, n_devices=n_devices, per_traj=per_traj)
+    else:
+        size = math.ceil(chunk_size / n_devices) * n_devices
+    if dry_run:
+        print(format_plan(points, size, per_traj, auto=auto, n_devices=n_devices, out_dir=out_dir))
+        return 0
+
+    from ..report.summary import environment
+
+    ex = make_executor(executor, address, run_chunk=run_chunk)
+    info = {**ex.describe(), **environment()}
+    store = SweepStore.open(out_dir, resolved=resolved, cfg_hash=cfg_hash, points=points, chunk_size=size,
+                            force=force, info=info)
+    try:
+        if store.note:
+            print(store.note, file=sys.stderr)
+        pending = store.pending()
+        if pending:
+            _execute(store, points, pending, ex, progress=progress)
+        store.manifest["runs"][-1]["wall_s"] = time.perf_counter() - t_start
+        store.finish()
+        if store.complete:
+            finalize(store, points, figures=figures)
+            store.manifest["runs"][-1]["wall_s"] = time.perf_counter() - t_start
+        store.write_manifest()
+    finally:
+        store.close()
+        ex.close()
+    print(f"results: {out_dir}", file=sys.stderr)
+    return 0 if store.complete else 1
+
+
+def _execute(store: SweepStore, points: list[GridPoint], pending, ex, *, progress: bool | None) -> None:
+    from tqdm.auto import tqdm
+
+    total = sum(c.count for c in pending)
+    done_before = store.manifest["n_trajectories"] - total
+    tty = sys.stderr.isatty()
+    bar = tqdm(total=total, unit="traj", desc=f"{len(pending)} chunks", dynamic_ncols=True,
+               disable=(progress is False), mininterval=0.5 if tty else 10.0, file=sys.stderr,
+               postfix={"done before": done_before} if done_before else None)
+    entries = {c["name"]: c for c in store.manifest["chunks"]}
+    try:
+        for chunk, result in ex.run((c, points[c.point].config) for c in pending):
+            entries[chunk.name]["timings"] = {k: float(v) for k, v in result.timings.items()
+                                              if isinstance(v, int | float)}
+            entries[chunk.name]["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            store.write_chunk(chunk, result.rows, result.arrays)
+            bar.update(chunk.count)
+    finally:
+        bar.close()

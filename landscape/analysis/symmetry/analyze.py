@@ -10,6 +10,7 @@ directions (tangent to a manifold of critical points with the same loss: Morse-B
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from math import comb
 
@@ -32,7 +33,23 @@ __all__ = ["analyze_points", "explain_null_space", "summarize", "COLUMNS"]
 COLUMNS = ("reduced_width", "sym_class", "subspace_label", "subspace_id", "partition", "n_zero_neurons",
            "n_dead_neurons", "multiplicities", "teacher_neurons", "teacher_match_err", "predicted_dim",
            "null_dim_measured", "null_dim_explained", "null_dim_excess", "jacobian_null_pred", "tangent_curvature",
-           "dist_to_predicted", "group_spread", "kind_refined")
+           "dist_to_predicted", "group_spread", "kind_refined", "loose_merge")
+
+
+def reduce_and_identify(problem, theta, *, loss, teacher, tol: Tolerances, global_loss_tol: float):
+    """(Reduction, Identity, loose): reduce at ``u_tol``; if a near-zero-loss point (L <= sqrt(global_loss_tol)) is
+    not a global minimum there, retry at ``u_tol_loose`` and keep that if it identifies a global minimum."""
+    act = problem.student.activation
+    full = problem.full_params(theta)
+    red = reduce_two_layer(full, act, x=problem.x, tol=tol)
+    ident = identify(red, loss=loss, teacher=teacher, global_loss_tol=global_loss_tol)
+    if ident.sym_class != "global_minimum" and loss <= np.sqrt(global_loss_tol) and tol.u_tol_loose > tol.u_tol:
+        loose = dataclasses.replace(tol, u_tol=tol.u_tol_loose)
+        red2 = reduce_two_layer(full, act, x=problem.x, tol=loose)
+        ident2 = identify(red2, loss=loss, teacher=teacher, global_loss_tol=global_loss_tol)
+        if ident2.sym_class == "global_minimum":
+            return red2, ident2, True
+    return red, ident, False
 
 
 def _null_basis(h, zero_tol):
@@ -62,12 +79,13 @@ def explain_null_space(problem, theta, hessian, zero_tol, *, loss=None, global_l
     theta_np = {k: np.asarray(v, float) for k, v in theta.items()}
     if loss is None:
         loss = float(problem.loss({k: jnp.asarray(v) for k, v in theta_np.items()}))
-    full = problem.full_params(theta_np)
-    if red is None:
-        red = reduce_two_layer(full, problem.student.activation, x=problem.x, tol=tol)
     if teacher is None:
         teacher = teacher_reduction(problem, tol)
-    ident = identify(red, loss=loss, teacher=teacher, global_loss_tol=global_loss_tol)
+    if red is None:
+        red, ident, _ = reduce_and_identify(problem, theta_np, loss=loss, teacher=teacher, tol=tol,
+                                            global_loss_tol=global_loss_tol)
+    else:
+        ident = identify(red, loss=loss, teacher=teacher, global_loss_tol=global_loss_tol)
     residual_zero = ident.sym_class == "global_minimum"
     h = np.asarray(hessian, float)
     lam, N, scale, tau = _null_basis(h, zero_tol)
@@ -149,10 +167,10 @@ def analyze_points(problem, thetas, *, losses, grad_norms, hessians, zero_tol, g
             for c, d in zip(COLUMNS, _missing_row(), strict=True):
                 cols[c].append(d)
             continue
-        red = reduce_two_layer(problem.full_params(th), problem.student.activation, x=problem.x, tol=tol)
+        red, ident, loose = reduce_and_identify(problem, th, loss=float(losses[i]), teacher=teacher, tol=tol,
+                                                global_loss_tol=global_loss_tol)
         ex = explain_null_space(problem, th, h, zero_tol, loss=float(losses[i]), global_loss_tol=global_loss_tol,
                                 tol=tol, red=red, teacher=teacher)
-        ident = identify(red, loss=float(losses[i]), teacher=teacher, global_loss_tol=global_loss_tol)
         if ident.sym_class == "global_minimum" and teacher is not None and min(ident.teacher_of_group, default=0) >= 0:
             proj = projection_to_subspace(problem, th, red, teacher.u_hat, teacher.A, ident.teacher_of_group)
         elif ident.sym_class == "symmetry_induced":
@@ -165,13 +183,14 @@ def analyze_points(problem, thetas, *, losses, grad_norms, hessians, zero_tol, g
                ",".join(str(t) for t in ident.teacher_of_group) if ident.sym_class == "global_minimum" else "",
                ident.teacher_match_err, ex["predicted_dim"], ex["null_dim_measured"], ex["null_dim_explained"],
                ex["null_dim_excess"], -1 if ex["jacobian_null_pred"] is None else ex["jacobian_null_pred"],
-               ex["tangent_curvature"], dist, red.spread, ex["kind_refined"])
+               ex["tangent_curvature"], dist, red.spread, ex["kind_refined"], bool(loose))
         for c, v in zip(COLUMNS, row, strict=True):
             cols[c].append(v)
     dtypes = {"reduced_width": np.int64, "n_zero_neurons": np.int64, "n_dead_neurons": np.int64,
               "predicted_dim": np.int64, "null_dim_measured": np.int64, "null_dim_explained": np.int64,
               "null_dim_excess": np.int64, "jacobian_null_pred": np.int64, "teacher_match_err": float,
-              "tangent_curvature": float, "dist_to_predicted": float, "group_spread": float}
+              "tangent_curvature": float, "dist_to_predicted": float, "group_spread": float,
+              "loose_merge": bool}
     columns = {c: np.asarray(v, dtype=dtypes.get(c, object)) for c, v in cols.items()}
     for c in columns:
         if columns[c].dtype == object:
@@ -183,7 +202,7 @@ def analyze_points(problem, thetas, *, losses, grad_norms, hessians, zero_tol, g
 
 def _missing_row():
     return (-1, "not_analyzed", "", "", "", -1, -1, "", "", np.nan, -1, -1, -1, -1, -1, np.nan, np.nan, np.nan,
-            "diverged")
+            "diverged", False)
 
 
 def summarize(columns: dict, problem, *, teacher_width, tol: Tolerances, zero_tol, global_loss_tol) -> dict:

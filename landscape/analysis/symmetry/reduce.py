@@ -47,6 +47,10 @@ class Tolerances:
         label_decimals: decimals of the rounded canonical reduced point hashed into subspace labels.
         cos_tol: a predicted direction counts as explained when its principal cosine with the numerical null space
             is at least 1 - cos_tol.
+        u_tol_loose: second merge tolerance, tried only when a point of loss <= sqrt(global_loss_tol) is not
+            identified as a global minimum at ``u_tol``: at zero loss the split residual vanishes (A_i = 0), the loss
+            is quartic in the spread of a group, and flows approach the split subspaces only like t^(-1/2), so a
+            certified point (|grad| ~ spread^3) may still have spreads ~ 1e-2.
     """
 
     a_tol: float = 1e-5
@@ -54,13 +58,15 @@ class Tolerances:
     match_tol: float = 1e-3
     label_decimals: int = 3
     cos_tol: float = 1e-3
+    u_tol_loose: float = 3e-2
 
     def as_dict(self) -> dict:
         return {"a_tol (|a_j| <= a_tol max(1, max|a|))": self.a_tol,
                 "u_tol (|u^_i - u^_j| <= u_tol max(1, |u|))": self.u_tol,
                 "match_tol (teacher matching, relative)": self.match_tol,
                 "label_decimals": self.label_decimals,
-                "cos_tol (explained: principal cosine >= 1 - cos_tol)": self.cos_tol}
+                "cos_tol (explained: principal cosine >= 1 - cos_tol)": self.cos_tol,
+                "u_tol_loose (near-zero-loss points only)": self.u_tol_loose}
 
 
 def is_relu_type(activation) -> bool:

@@ -27,8 +27,8 @@ def _setup(name):
 def test_equals_kernel_form_at_generic_points(name):
     student, teacher, tp, _, _ = _setup(name)
     p = {"w": jax.random.normal(jax.random.PRNGKey(2), (5, D)), "a": jax.random.normal(jax.random.PRNGKey(3), (5,))}
-    direct = population_loss(student, p, teacher, tp)
-    acc = population_loss_accurate(student, p, teacher, tp)
+    direct = jax.jit(lambda p: population_loss(student, p, teacher, tp))(p)
+    acc = jax.jit(lambda p: population_loss_accurate(student, p, teacher, tp))(p)
     assert abs(direct - acc) <= 1e-13 * abs(direct)
 
 
@@ -39,7 +39,8 @@ def test_quadratic_scaling_down_to_1e_30(name):
     f = jax.jit(lambda p: population_loss_accurate(student, p, teacher, tp))
     assert float(f({"w": w, "a": a})) == 0.0
     ref = float(f({"w": w + 1e-3 * dw, "a": a}))
-    assert abs(ref - float(population_loss(student, {"w": w + 1e-3 * dw, "a": a}, teacher, tp))) < 1e-12
+    direct = jax.jit(lambda p: population_loss(student, p, teacher, tp))
+    assert abs(ref - float(direct({"w": w + 1e-3 * dw, "a": a}))) < 1e-12
     for eps in (1e-6, 1e-9, 1e-13):
         val = float(f({"w": w + eps * dw, "a": a}))
         # L(eps) = c eps^2 (1 + O(eps)): the ratio to the eps = 1e-3 value scales exactly quadratically
@@ -51,5 +52,5 @@ def test_relu_rescaled_neuron_is_matched():
     student, teacher, tp, w, a = _setup("relu")
     w = w.at[2].multiply(2.0)
     a = a.at[2].divide(2.0)
-    val = float(population_loss_accurate(student, {"w": w, "a": a}, teacher, tp))
+    val = float(jax.jit(lambda p: population_loss_accurate(student, p, teacher, tp))({"w": w, "a": a}))
     assert 0.0 <= val < 1e-30

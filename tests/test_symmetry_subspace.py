@@ -141,3 +141,32 @@ def test_relu_rescaling_directions_are_null():
     assert ex["sym_class"] == "global_minimum"
     assert ex["predicted_dim"] == 1 + 3 == ex["null_dim_explained"]  # 1 split + 3 rescalings
     assert ex["jacobian_null_pred"] == ex["null_dim_measured"]
+
+
+def test_near_zero_loss_split_uses_loose_merge_and_nan_points_do_not_crash(tmp_path):
+    """Members of a split group 2e-3 apart (loss ~ spread^4): a global minimum via the loose merge; NaN rows skip."""
+    P2, _ = make_problem(ACT, r_star=2, m=2)
+    P = problem_with_width(P2, 3)
+    tp = {k: np.asarray(v) for k, v in P.teacher_params.items()}
+    th = embed(tp, [0, 1, 0], [0.5, 1.0, 0.5])
+    e = np.array([1.0, -1.0, 0.5]) / 1.5
+    th["w"][0] += 2e-3 * e
+    th["w"][2] -= 2e-3 * e
+    bad = {k: np.full_like(v, np.nan) for k, v in th.items()}
+    batch = {k: np.stack([th[k], bad[k]]) for k in th}
+    losses = np.array([float(P.loss(th)), np.nan])
+    assert 1e-20 < losses[0] < 1e-10
+    cols, summary = analyze_points(P, batch, losses=losses, grad_norms=np.zeros(2), hessians=None, zero_tol=1e-7,
+                                   global_loss_tol=1e-20)
+    assert list(cols["sym_class"]) == ["global_minimum", "not_analyzed"] and list(cols["loose_merge"]) == [True, False]
+    assert cols["subspace_label"][0] == "global|r*=2|n=2,1|z=0|d=0"
+    assert 1e-4 < cols["dist_to_predicted"][0] < 1e-2 and summary["classes"]["not_analyzed"] == 1
+
+
+def test_subspace_count_figure(tmp_path):
+    from landscape.report.symmetry_figures import plot_subspace_counts
+
+    recs = [{"r_star": 2, "m": m, "T": t, "global_observed": o, "sym_observed": 1, "sym_predicted": 3}
+            for m, t, o in [(2, 2, 1), (3, 12, 4)]]
+    out = plot_subspace_counts(recs, tmp_path / "counts.png")
+    assert out.stat().st_size > 1000

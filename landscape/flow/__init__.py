@@ -82,7 +82,7 @@ def make_flow(flow_cfg, *, t_min=None, solver: diffrax.AbstractSolver | None = N
             max_steps=int(f.max_steps),
             n_snapshots=int(f.n_snapshots),
             save_params=bool(f.save_params),
-            solver=diffrax.Tsit5() if solver is None else solver,
+            solver=diffrax.Tsit5(scan_kind="lax") if solver is None else solver,
         )
     if f.method in OPTAX_METHODS:
         return OptaxFlow(

@@ -56,7 +56,7 @@ class GradientFlow(AbstractFlow):
     max_steps: int = eqx.field(static=True)
     n_snapshots: int = eqx.field(static=True)
     save_params: bool = eqx.field(static=True)
-    solver: diffrax.AbstractSolver = eqx.field(static=True, default_factory=diffrax.Tsit5)
+    solver: diffrax.AbstractSolver = eqx.field(static=True, default_factory=lambda: diffrax.Tsit5(scan_kind="lax"))
 
     def run(self, problem, theta0) -> Trajectory:
         """Integrate d theta/dt = -grad L from theta0 (one student); see the module docstring."""

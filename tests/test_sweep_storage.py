@@ -300,3 +300,21 @@ def test_report_prints_table_and_writes_figures(config, tmp_path, capsys):
     for name in ("sweep_rates.png", "sweep_kinds.png"):
         assert (out / "figures" / name).stat().st_size > 10_000
     assert cli_main(["report", str(tmp_path / "nothing")]) == 2
+
+
+def test_load_point_arrays_reads_one_id(config, tmp_path):
+    from landscape.sweep.storage import load_point_arrays
+
+    out = tmp_path / "res"
+    run(config, out)
+    full = load_arrays(out, 2)
+    one = load_point_arrays(out, 6, grid_point=2)
+    np.testing.assert_array_equal(one["theta.w"], full["theta.w"][6])
+    assert one["id"] == 6
+    for f in (out / "arrays").glob("p0002-c*.npz"):
+        f.unlink()  # falls back on the consolidated file
+    np.testing.assert_array_equal(load_point_arrays(out, 6, grid_point=2)["eigenvalues"], full["eigenvalues"][6])
+    with pytest.raises(ConfigError, match="id 10 does not exist"):
+        load_point_arrays(out, 10, grid_point=2)
+    with pytest.raises(ConfigError, match="grid point 9 does not exist"):
+        load_point_arrays(out, 0, grid_point=9)

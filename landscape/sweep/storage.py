@@ -41,6 +41,7 @@ __all__ = [
     "atomic_write",
     "load_points",
     "load_arrays",
+    "load_point_arrays",
     "load_manifest",
     "plan_chunks",
     "KNOWN_ENTRIES",
@@ -155,7 +156,9 @@ def load_manifest(out_dir) -> dict:
 def load_points(out_dir) -> pd.DataFrame:
     """All finished rows of a results directory as one table, sorted by (grid_point, id)."""
     path = Path(out_dir) / "points.parquet"
-    if not path.exists() or not any(path.glob("*.parquet")) and path.is_dir():
+    if not Path(out_dir).is_dir():
+        raise ConfigError(f"results directory {str(out_dir)!r} not found; give the --out of a 'landscape run'")
+    if not path.exists() or (path.is_dir() and not any(path.glob("*.parquet"))):
         raise ConfigError(f"{out_dir} holds no finished chunks yet (no {path}); run or resume 'landscape run' first")
     df = pd.read_parquet(path)
     keys = [k for k in ("grid_point", "id") if k in df]
@@ -179,6 +182,32 @@ def load_arrays(out_dir, point: int = 0) -> dict:
         with np.load(f) as z:
             parts.append({k: z[k] for k in z.files})
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def load_point_arrays(out_dir, point_id: int, *, grid_point: int | None = None) -> dict:
+    """Arrays of one initialisation ``point_id`` of grid point ``grid_point`` (default 0), without the leading axis.
+
+    Reads only the chunk file that holds the id (or the consolidated file when chunk files are gone).
+    """
+    out_dir = Path(out_dir)
+    manifest = load_manifest(out_dir)
+    gp = 0 if grid_point is None else int(grid_point)
+    if not 0 <= gp < len(manifest["points"]):
+        raise ConfigError(f"grid point {gp} does not exist; {out_dir} has grid points 0..{len(manifest['points']) - 1}")
+    for c in manifest["chunks"]:
+        if c["point"] == gp and c["start"] <= point_id < c["start"] + c["count"]:
+            f = out_dir / "arrays" / f"{c['name']}.npz"
+            if f.is_file():
+                with np.load(f) as z:
+                    return {k: z[k][point_id - c["start"]] if z[k].ndim else z[k] for k in z.files}
+            break
+    else:
+        raise ConfigError(f"initialisation id {point_id} does not exist in grid point {gp} of {out_dir}")
+    arrays = load_arrays(out_dir, gp)
+    where = np.flatnonzero(arrays["id"] == point_id) if "id" in arrays else []
+    if not len(where):
+        raise ConfigError(f"initialisation id {point_id} of grid point {gp} is not finished yet; resume the run")
+    return {k: v[where[0]] for k, v in arrays.items()}
 
 
 class SweepStore:

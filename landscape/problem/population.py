@@ -5,7 +5,8 @@ For two-layer nets f = sum_j a_j sigma(w_j . x + b_j) and a two-layer teacher (V
     L = 1/2 (a^T K(W, W) a - 2 a^T K(W, V) c + c^T K(V, V) c),   K(W, V)_ij = k(w_i, v_j)
 
 with k from :mod:`landscape.problem.kernels` (closed forms for relu, leaky relu and erf without biases, else
-2-D quadrature with ``order`` nodes per dimension). Works for one student; vmap over students outside.
+2-D quadrature with ``order`` nodes per dimension; None: kernels.default_order). Works for one student; vmap
+over students outside.
 
 Derivatives: jax.grad / jax.hessian / jax.jacfwd(jax.jacrev) all work and stay finite at coincident, parallel,
 antiparallel and zero neurons. At a zero ReLU neuron (w_i = 0) derivatives follow relu'(0) = 0 (see kernels).
@@ -17,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .kernels import DEFAULT_ORDER, pair_kernel
+from .kernels import pair_kernel
 from .networks import TwoLayerNet
 
 __all__ = ["kernel_matrix", "gram_kernel_matrix", "population_loss"]
@@ -27,14 +28,14 @@ def _biases(net: TwoLayerNet, params):
     return params["b"] if net.bias else jnp.zeros(params["w"].shape[0], params["w"].dtype)
 
 
-def kernel_matrix(act, w1, b1, w2, b2, *, order: int = DEFAULT_ORDER, bias: bool = False):
+def kernel_matrix(act, w1, b1, w2, b2, *, order: int | None = None, bias: bool = False):
     """K_ij = E[sigma(w1_i . x + b1_i) sigma(w2_j . x + b2_j)], shape (m1, m2); w1 (m1, d), b1 (m1,)."""
     k = lambda w, b, v, c: pair_kernel(act, w, b, v, c, order, bias)
     row = jax.vmap(k, in_axes=(None, None, 0, 0))
     return jax.vmap(row, in_axes=(0, 0, None, None))(w1, b1, w2, b2)
 
 
-def gram_kernel_matrix(act, w, b, *, order: int = DEFAULT_ORDER, bias: bool = False):
+def gram_kernel_matrix(act, w, b, *, order: int | None = None, bias: bool = False):
     """The symmetric K_ij = E[sigma(w_i . x + b_i) sigma(w_j . x + b_j)], shape (m, m), from its m(m+1)/2 pairs."""
     m = w.shape[0]
     iu, ju = np.triu_indices(m)
@@ -44,7 +45,7 @@ def gram_kernel_matrix(act, w, b, *, order: int = DEFAULT_ORDER, bias: bool = Fa
     return upper + jnp.triu(upper, 1).T
 
 
-def population_loss(student: TwoLayerNet, params, teacher: TwoLayerNet, teacher_params, *, order: int = DEFAULT_ORDER):
+def population_loss(student: TwoLayerNet, params, teacher: TwoLayerNet, teacher_params, *, order: int | None = None):
     """1/2 E[(f_student(x) - f_teacher(x))^2] for x ~ N(0, I_d), exactly (closed forms) or by quadrature.
 
     ``params``/``teacher_params``: full parameter dicts {"w": (m, d), "b": (m,) if bias, "a": (m,)}. Returns a scalar.

@@ -60,41 +60,47 @@ def polish(problem, theta, *, tol=1e-10, max_iter: int = 100) -> PolishResult:
     """
     x0, unravel = ravel_pytree(theta)
     f = lambda x: problem.loss(unravel(x))  # noqa: E731
-    grad_f = jax.grad(f)
-    hess_f = jax.hessian(f)
 
     def local(x):
-        g = grad_f(x)
-        h = hess_f(x)
+        # value, gradient and Hessian eigendecomposition at x; traced once (the loop evaluates trial points only)
+        loss, g = jax.value_and_grad(f)(x)
+        h = jax.hessian(f)(x)
         lam, v = jnp.linalg.eigh(0.5 * (h + h.T))
-        return g, jnp.linalg.norm(g), lam, v
+        return loss, g, jnp.linalg.norm(g), lam, v
 
-    def cond(s):
-        x, g, gn, lam, v, c, it = s
-        return (it < max_iter) & (gn > tol) & jnp.isfinite(gn) & (c < _C_MAX)
-
-    def body(s):
-        x, g, gn, lam, v, c, it = s
+    def trial(x, g, gn, lam, v, c):
+        # LM step in the eigenbasis and the predicted |g|^2 reduction of the linear model g + H s
         mu = c * gn
-        lam_max = jnp.max(jnp.abs(lam))
-        lam_eff = jnp.where(jnp.abs(lam) > 1e-14 * lam_max, lam, 0.0)
+        lam_eff = jnp.where(jnp.abs(lam) > 1e-14 * jnp.max(jnp.abs(lam)), lam, 0.0)
         coef = jnp.where(lam_eff == 0.0, 0.0, lam_eff / (lam_eff**2 + mu))
         gt = v.T @ g
-        st = -coef * gt  # the step in the eigenbasis
-        x_new = x + v @ st
-        g_new, gn_new, lam_new, v_new = local(x_new)
-        predicted = gn**2 - jnp.sum((gt + lam * st) ** 2)  # |g|^2 - |g + H s|^2 >= 0
-        rho = (gn**2 - gn_new**2) / jnp.maximum(predicted, jnp.finfo(x.dtype).tiny)
-        ok = jnp.isfinite(gn_new) & (gn_new < gn) & (rho > 1e-4)
-        c_new = jnp.where(rho < 0.25, 4.0 * c, jnp.where(rho > 0.75, jnp.maximum(c / 4.0, _C_MIN), c))
-        c_new = jnp.where(jnp.isfinite(rho), c_new, 4.0 * c)
-        pick = lambda a, b: jnp.where(ok, a, b)  # noqa: E731
-        return (pick(x_new, x), pick(g_new, g), pick(gn_new, gn), pick(lam_new, lam), pick(v_new, v), c_new, it + 1)
+        st = -coef * gt
+        return x + v @ st, gn**2 - jnp.sum((gt + lam * st) ** 2)
 
-    g0, gn0, lam0, v0 = local(x0)
-    s = (x0, g0, gn0, lam0, v0, jnp.asarray(1.0, x0.dtype), jnp.int32(0))
-    x, g, gn, *_, it = jax.lax.while_loop(cond, body, s)
-    return PolishResult(theta=unravel(x), loss=f(x), grad_norm=gn, n_iter=it, converged=gn <= tol)
+    def cond(s):
+        _, _, gn, _, _, c, it, _, _, _ = s
+        return (it == 0) | ((it <= max_iter) & (gn > tol) & jnp.isfinite(gn) & (c < _C_MAX))
+
+    def body(s):
+        x, g, gn, lam, v, c, it, loss, x_try, predicted = s
+        loss_n, g_n, gn_n, lam_n, v_n = local(x_try)
+        rho = (gn**2 - gn_n**2) / jnp.maximum(predicted, jnp.finfo(x.dtype).tiny)
+        first = it == 0  # the first pass only evaluates the starting point
+        ok = first | (jnp.isfinite(gn_n) & (gn_n < gn) & (rho > 1e-4))
+        c = jnp.where(first, c, jnp.where(rho < 0.25, 4.0 * c, jnp.where(rho > 0.75, jnp.maximum(c / 4.0, _C_MIN), c)))
+        c = jnp.where(first | jnp.isfinite(rho), c, 4.0 * c)
+        pick = lambda a, b: jnp.where(ok, a, b)  # noqa: E731
+        x, g, gn, lam, v, loss = (pick(a, b) for a, b in zip((x_try, g_n, gn_n, lam_n, v_n, loss_n),
+                                                              (x, g, gn, lam, v, loss), strict=True))
+        x_try, predicted = trial(x, g, gn, lam, v, c)
+        return (x, g, gn, lam, v, c, it + 1, loss, x_try, predicted)
+
+    n = x0.shape[0]
+    zero = jnp.zeros((), x0.dtype)
+    s = (x0, jnp.zeros(n, x0.dtype), jnp.asarray(jnp.inf, x0.dtype), jnp.zeros(n, x0.dtype), jnp.eye(n, dtype=x0.dtype),
+         jnp.asarray(1.0, x0.dtype), jnp.int32(0), zero, x0, zero)
+    x, _, gn, _, _, _, it, loss, _, _ = jax.lax.while_loop(cond, body, s)
+    return PolishResult(theta=unravel(x), loss=loss, grad_norm=gn, n_iter=it - 1, converged=gn <= tol)
 
 
 @eqx.filter_jit

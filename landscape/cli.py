@@ -84,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, UserError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. piped into `head`
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("interrupted; finished chunks are kept, re-run the same command to resume", file=sys.stderr)
         return 130

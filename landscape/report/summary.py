@@ -105,13 +105,28 @@ def summarize(cfg, table: pd.DataFrame, arrays: dict | None = None, timings: dic
         **environment(),
     }
     if "sym_class" in table:
-        out["symmetry"] = {
-            "classes": {k: int(v) for k, v in table["sym_class"].value_counts().items()},
-            "distinct_subspaces": int(table.loc[table["certified"], "subspace_label"].nunique())
-            if "subspace_label" in table
-            else None,
-        }
+        out["symmetry"] = symmetry_summary(cfg, table)
     return out
+
+
+def symmetry_summary(cfg, table: pd.DataFrame) -> dict:
+    """The symmetry analyzer's summary over the certified points of the whole table (all chunks of one config)."""
+    from ..analysis.symmetry import COLUMNS, Tolerances, summarize, teacher_reduction
+    from ..problem.problem import build_problem
+
+    problem = build_problem(cfg)
+    tol = Tolerances()
+    teacher = teacher_reduction(problem, tol)
+    cert = table[table["certified"]]
+    columns = {c: cert[c].to_numpy() for c in COLUMNS}
+    return summarize(
+        columns,
+        problem,
+        teacher_width=None if teacher is None else teacher.r,
+        tol=tol,
+        zero_tol=cfg.analysis.zero_tol,
+        global_loss_tol=cfg.analysis.global_loss_tol,
+    )
 
 
 def format_summary(summary: dict, table: pd.DataFrame) -> str:
@@ -137,10 +152,21 @@ def format_summary(summary: dict, table: pd.DataFrame) -> str:
     if len(summary["loss_levels"]) > 15:
         lines.append(f"... {len(summary['loss_levels']) - 15} more levels in summary.json")
     if "symmetry" in summary:
-        cls = ", ".join(f"{k}: {v}" for k, v in summary["symmetry"]["classes"].items())
+        sym = summary["symmetry"]
+        cls = ", ".join(f"{k}: {v}" for k, v in sym["classes"].items() if v)
         lines.append("")
-        n_sub = summary["symmetry"]["distinct_subspaces"]
-        lines.append(f"symmetry classes: {cls}; distinct subspaces reached: {n_sub}")
+        lines.append(f"symmetry classes of certified points: {cls}")
+        t = sym.get("T")
+        lines.append(
+            f"distinct global-minimum subspaces reached: {sym['distinct_global_subspaces']}"
+            + (f" of T(r*={sym['teacher_width_reduced']}, m={sym['student_width']}) = {t}" if t is not None else "")
+        )
+        for s in sym["subspaces"]:
+            if s["class"] != "global_minimum":
+                lines.append(
+                    f"  {s['class']} r={s['r']} zeros={s['zeros']}: {s['points']} points in "
+                    f"{s['distinct_subspaces']} subspaces (predicted {s['predicted_subspaces']})"
+                )
     tol = summary["tolerances"]["analysis.zero_tol (relative to max|eig|)"]
     lines.append(f"(zero eigenvalue tolerance: |lambda| <= {tol:.0e} * max|lambda| per point)")
     return "\n".join(lines)

@@ -12,13 +12,15 @@ with short flows, through :func:`landscape.sweep.runner.run_sweep` with the engi
 Peak memory is the maximum resident set size sampled every 10 ms during each phase, above the baseline before it;
 the runner's own estimate of memory per chunk is printed beside it. Usage::
 
-    python experiments/bench_sweep.py                       # defaults: 100k trajectories, chunk sizes 128..4096
+    python experiments/bench_sweep.py                       # defaults: 100k trajectories, chunk sizes 128..2048
     python experiments/bench_sweep.py --count 20000 --chunk-sizes 256 1024
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import shutil
 import tempfile
@@ -107,7 +109,7 @@ def sweep(tmp: Path, name: str, *, count: int, scales: list[float], steps: int, 
     cfg_path.write_text(CONFIG.format(count=count, steps=steps, scales=json.dumps(scales)))
     out = tmp / name
     engine = TimedEngine()
-    with PeakRSS() as mem:
+    with PeakRSS() as mem, contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         t0 = time.perf_counter()
         rc = run_sweep(cfg_path, out_dir=out, chunk_size=chunk_size, figures=False, progress=False,
                        run_chunk=engine)
@@ -126,16 +128,26 @@ def mib(b: float) -> str:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--count", type=int, default=100_000, help="trajectories in the big sweep (default 100000)")
-    ap.add_argument("--chunk-sizes", type=int, nargs="*", default=[128, 512, 2048, 4096])
+    ap.add_argument("--chunk-sizes", type=int, nargs="*", default=[128, 512, 2048])
     ap.add_argument("--chunks-per-size", type=int, default=4)
     ap.add_argument("--chunk-size", type=int, default=None, help="chunk size of the big sweep (default automatic)")
     ap.add_argument("--steps", type=int, default=100, help="gd steps per flow (default 100)")
     ap.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
+    ap.add_argument("--skip-symmetry", action="store_true",
+                    help="skip the engine's host-side symmetry analysis (measures flows, Hessians and storage)")
     args = ap.parse_args(argv)
+    if args.skip_symmetry:
+        import landscape.sweep.execute as execute
+
+        class _NotTwoLayer:  # run_chunk analyses symmetry only for two-layer students
+            pass
+
+        execute.TwoLayerNet = _NotTwoLayer
 
     dev = jax.devices()[0]
     print(f"device: {dev.platform} ({getattr(dev, 'device_kind', dev)}), {jax.device_count()} device(s); "
-          f"problem: relu, d=3, k=2, m=2 (P=8), population loss, gd {args.steps} steps, Hessians, no polish")
+          f"problem: relu, d=3, k=2, m=2 (P=8), population loss, gd {args.steps} steps, Hessians, no polish"
+          + (", no symmetry analysis" if args.skip_symmetry else ""))
     tmp = Path(tempfile.mkdtemp(prefix="bench_sweep_"))
     results = {"scaling": [], "big": None}
     try:

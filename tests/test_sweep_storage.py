@@ -53,7 +53,7 @@ def fake_run_chunk(cfg, start, count, *, problem=None, sleep=0.0):
         "id": ids, "loss": loss, "grad_norm": loss * 1e-12, "kind": kind, "index": (eigs < 0).sum(1),
         "is_global": loss < 0.05 * cfg.init.scale, "certified": kind != "not_converged",
         "flow_status": "converged", "n_steps": ids * 2,
-        "sym_class": [None if k != "minimum" else f"S{m}" for k in kind],  # often all None in a chunk
+        "label": [None if k != "minimum" else f"S{m}" for k in kind],  # often all None in a chunk
     })
     if sleep:
         time.sleep(sleep)
@@ -100,8 +100,8 @@ def test_run_writes_dataset_manifest_and_arrays(config, tmp_path, capsys):
         __import__("tomllib").loads(CONFIG))[1].config
     ref = fake_run_chunk(cfg1, 0, 10)
     got = t[t["grid_point"] == 1].reset_index(drop=True)
-    pd.testing.assert_frame_equal(got[ref.rows.columns].astype({"sym_class": object}),
-                                  ref.rows.astype({"sym_class": object}), check_dtype=False)
+    pd.testing.assert_frame_equal(got[ref.rows.columns].astype({"label": object}),
+                                  ref.rows.astype({"label": object}), check_dtype=False)
     arr = load_arrays(out, 1)
     np.testing.assert_array_equal(arr["theta.w"], ref.arrays["theta.w"])
     assert (out / "arrays" / "p0001.npz").is_file()
@@ -212,8 +212,10 @@ def test_chunk_size_estimates():
     big = bytes_per_trajectory(config_from_dict({**raw, "student": {"width": 60}}))
     assert 0 < small < big
     points = expand_sweep(raw)
-    assert auto_chunk_size(points, memory=(2**40, "cpu")) == 500  # capped at 512, balanced: 2 chunks of 500
-    assert auto_chunk_size(points, memory=(200 * small * 4, "cpu")) == 200  # memory-bound (cpu uses 1/4)
+    assert auto_chunk_size(points, memory=(2**40, "cpu")) == 512  # capped at 512: 2 chunks (512 + 488)
+    assert auto_chunk_size(points, memory=(200 * small * 4, "cpu")) == 192  # memory-bound (cpu uses 1/4)
+    assert auto_chunk_size(expand_sweep({**raw, "init": {"count": 10}}), memory=(2**40, "cpu")) == 10
+    assert auto_chunk_size(expand_sweep({**raw, "init": {"count": 700}}), memory=(2**40, "cpu")) == 384
     assert auto_chunk_size(points, memory=(2**40, "cpu"), n_devices=3) % 3 == 0
 
 
@@ -241,7 +243,7 @@ import landscape.sweep.executors as ex
 import landscape.sweep.runner as runner
 from test_sweep_storage import fake_run_chunk
 ex._run_chunk_fn = lambda: partial(fake_run_chunk, sleep=0.15)
-runner._figures = lambda *a, **k: None  # figures are not under test here, and take seconds
+runner.run_sweep.__kwdefaults__["figures"] = False  # figures are not under test here, and take seconds
 from landscape.cli import main
 sys.exit(main(["run", {config!r}, "--out", {out!r}, "--chunk-size", "2"]))
 """

@@ -17,6 +17,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -132,22 +133,29 @@ def write_sweep_figures(fig_dir, table: pd.DataFrame, manifest: dict) -> list[Pa
             xs_all = st[key].tolist()
             numeric = _numeric(xs_all)
             cats = list(dict.fromkeys(str(x) for x in xs_all))
+            from matplotlib.lines import Line2D
+
+            handles = [Line2D([], [], color=CLASS_COLORS[c], marker=mk, label=name) for c, mk, name in
+                       (("spurious_min", "o", "spurious minima"), ("global_min", "o", "global minima"),
+                        ("saddle", "s", "saddles + degenerate"))]
             for (gkey, g), style in zip(groups, itertools.cycle(["-", "--", ":", "-."])):
                 g = g.sort_values(key) if numeric else g
                 x = g[key].to_numpy(float) if numeric else np.array([cats.index(str(v)) for v in g[key]])
-                label = ", ".join(f"{k}={v}" for k, v in zip(others, gkey if isinstance(gkey, tuple) else (gkey,),
-                                                             strict=False)) if others else ""
-                for rate, col, name in (("spurious_rate", "spurious_min", "spurious minima"),
-                                        ("global_rate", "global_min", "global minima")):
-                    ax.plot(x, g[rate].to_numpy(float), style, marker="o", color=CLASS_COLORS[col],
-                            label=f"{name}{' (' + label + ')' if label else ''}")
+                for rate, col in (("spurious_rate", "spurious_min"), ("global_rate", "global_min")):
+                    ax.plot(x, g[rate].to_numpy(float), style, marker="o", color=CLASS_COLORS[col])
                 sad = (g["saddle"] + g["degenerate"]) / g["n"].where(g["n"] > 0)
-                ax.plot(x, sad.to_numpy(float), style, marker="s", color=CLASS_COLORS["saddle"],
-                        label=f"saddles + degenerate{' (' + label + ')' if label else ''}")
+                ax.plot(x, sad.to_numpy(float), style, marker="s", color=CLASS_COLORS["saddle"])
+                if others:
+                    vals = gkey if isinstance(gkey, tuple) else (gkey,)
+                    label = ", ".join(f"{k}={v}" for k, v in zip(others, vals, strict=False)) if len(vals) == len(
+                        others) else vals[0]
+                    handles.append(Line2D([], [], color="0.3", linestyle=style, label=label))
             if numeric:
                 pos = np.asarray(xs_all, float)
                 if (pos > 0).all() and pos.max() / pos.min() > 100:
                     ax.set_xscale("log")
+                if all(isinstance(v, int) for v in xs_all):
+                    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
             else:
                 ax.set_xticks(range(len(cats)), cats)
             ax.set_xlabel(key)
@@ -155,7 +163,7 @@ def write_sweep_figures(fig_dir, table: pd.DataFrame, manifest: dict) -> list[Pa
             ax.set_ylim(-0.03, 1.03)
             ax.grid(alpha=0.3)
             ax.set_title(f"end points versus {key}")
-            ax.legend(fontsize=7, loc="best")
+            ax.legend(handles=handles, fontsize=7, loc="best")
         fig.tight_layout()
         path = fig_dir / "sweep_rates.png"
         fig.savefig(path, dpi=110)

@@ -6,7 +6,8 @@ in flight; a different config pointed at an existing results directory is refuse
 Chunk size (trajectories per chunk) is automatic unless given: a rough upper bound on the bytes one trajectory needs
 (:func:`bytes_per_trajectory`) against a fraction of the free device memory, capped (a vmapped adaptive flow runs
 until its slowest member stops, so huge chunks gain little), balanced so the chunks of a grid point are of nearly
-equal size, and rounded to a multiple of the device count. All chunks have the same batch size (a short last
+equal size, rounded to a multiple of 64 above 64 (nearby sweeps then share shapes), and to a multiple of the device
+count. All chunks have the same batch size (a short last
 chunk is padded), so each shape group compiles once.
 """
 
@@ -23,7 +24,7 @@ import numpy as np
 
 from ..config import ConfigError, apply_overrides
 from .grid import GridPoint, config_hash, expand_sweep, resolved_dict
-from .storage import SweepStore, atomic_write, load_arrays, load_manifest, load_points
+from .storage import SweepStore, atomic_write, load_arrays, load_points
 
 __all__ = [
     "run_sweep",
@@ -38,6 +39,7 @@ __all__ = [
 BYTES = 8  # float64
 MEMORY_FRACTION = {"cpu": 0.25, "gpu": 0.5}
 MAX_CHUNK = {"cpu": 512, "gpu": 8192}
+GRANULE = 64
 
 
 def read_raw_config(path, overrides=()) -> dict:
@@ -128,8 +130,10 @@ def auto_chunk_size(points: list[GridPoint], *, n_devices: int = 1, memory: tupl
     fit = max(1, int(budget // max(per_traj)))
     cap = min(fit, MAX_CHUNK[platform] * n_devices)
     biggest = max(p.config.init.count for p in points)
-    n_chunks = math.ceil(biggest / cap)
-    size = math.ceil(biggest / n_chunks)
+    size = math.ceil(biggest / math.ceil(biggest / cap))  # balanced chunks of at most cap
+    if size > GRANULE:  # round to a multiple of GRANULE, so nearby sweeps share shapes (and compilations)
+        up = math.ceil(size / GRANULE) * GRANULE
+        size = up if up <= cap else max(GRANULE, cap // GRANULE * GRANULE)
     return max(n_devices, math.ceil(size / n_devices) * n_devices)
 
 
@@ -190,19 +194,32 @@ def _sum_timings(entries) -> dict:
 
 
 def finalize(store: SweepStore, points: list[GridPoint], *, figures: bool = True, echo=print) -> dict:
-    """Consolidate arrays, write summary.json and figures, print the summary (sweep of one) or the sweep table."""
+    """Consolidate arrays, write summary.json and figures, print the summary (sweep of one) or the sweep table.
+
+    Figures: the run figures of :func:`landscape.report.figures.write_figures` in ``figures/`` (sweep of one) or
+    ``figures/pNNNN/`` per grid point, and the sweep figures of :mod:`landscape.report.sweep_report`.
+    """
+    from ..report.figures import write_figures
     from ..report.summary import format_summary, summarize
 
     out_dir = store.dir
     store.consolidate()
     table = load_points(out_dir)
     chunks = store.manifest["chunks"]
+    single = len(points) == 1
     point_summaries = []
     for p in points:
         rows = table[table["grid_point"] == p.index].reset_index(drop=True)
+        arrays = load_arrays(out_dir, p.index)
         timings = _sum_timings(c.get("timings") for c in chunks if c["point"] == p.index)
-        s = summarize(p.config, rows, None, timings)
+        s = summarize(p.config, rows, arrays, timings)
         point_summaries.append({"index": p.index, "name": p.name, "values": p.values, "seed": p.seed, **s})
+        if figures:
+            write_figures(out_dir / "figures" / ("" if single else p.name), rows, arrays, title=p.label)
+    if figures and not single:
+        from ..report.sweep_report import write_sweep_figures
+
+        write_sweep_figures(out_dir / "figures", table, store.manifest)
     sweep_info = {
         "config_hash": store.manifest["config_hash"],
         "grid_keys": store.manifest["grid_keys"],
@@ -211,37 +228,20 @@ def finalize(store: SweepStore, points: list[GridPoint], *, figures: bool = True
         "chunk_size": store.chunk_size,
         "n_chunks": len(chunks),
         "runs": store.manifest["runs"],
-        "wall_s": _sum_timings({"wall_s": r.get("wall_s", 0.0)} for r in store.manifest["runs"]).get("wall_s", 0.0),
     }
-    if len(points) == 1:
+    if single:
         summary = {k: v for k, v in point_summaries[0].items() if k not in ("index", "name", "values", "seed")}
         summary["sweep"] = sweep_info
     else:
         summary = {"sweep": sweep_info, "points": point_summaries}
     atomic_write(out_dir / "summary.json", (json.dumps(summary, indent=1, default=_jsonable) + "\n").encode())
-    if figures:
-        _figures(out_dir, points, table)
-    if len(points) == 1:
+    if single:
         echo(format_summary(point_summaries[0], table))
     else:
         from ..report.sweep_report import format_sweep_table
 
         echo(format_sweep_table(table, store.manifest))
     return summary
-
-
-def _figures(out_dir: Path, points: list[GridPoint], table) -> None:
-    from ..report.figures import write_figures
-
-    if len(points) == 1:
-        write_figures(out_dir / "figures", table, load_arrays(out_dir, 0), title=points[0].label)
-        return
-    for p in points:
-        rows = table[table["grid_point"] == p.index].reset_index(drop=True)
-        write_figures(out_dir / "figures" / p.name, rows, load_arrays(out_dir, p.index), title=p.label)
-    from ..report.sweep_report import write_sweep_figures
-
-    write_sweep_figures(out_dir / "figures", table, load_manifest(out_dir))
 
 
 def run_sweep(
@@ -291,11 +291,12 @@ def run_sweep(
 
     from ..report.summary import environment
 
-    ex = make_executor(executor, address, run_chunk=run_chunk)
-    info = {**ex.describe(), **environment()}
     store = SweepStore.open(out_dir, resolved=resolved, cfg_hash=cfg_hash, points=points, chunk_size=size,
-                            force=force, info=info)
+                            force=force, info={"executor": executor, **environment()})
+    ex = None
     try:
+        ex = make_executor(executor, address, run_chunk=run_chunk)
+        store.manifest["runs"][-1].update(ex.describe())
         if store.note:
             print(store.note, file=sys.stderr)
         pending = store.pending()
@@ -309,7 +310,8 @@ def run_sweep(
         store.write_manifest()
     finally:
         store.close()
-        ex.close()
+        if ex is not None:
+            ex.close()
     print(f"results: {out_dir}", file=sys.stderr)
     return 0 if store.complete else 1
 

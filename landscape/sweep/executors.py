@@ -74,6 +74,12 @@ class LocalExecutor(Executor):
         self.n_devices = device_count()
         self._problems: dict[int, object] = {}
         self._run_chunk = run_chunk
+        if self.sharding is not None and not _accepts(run_chunk or _run_chunk_fn(), "sharding"):
+            import warnings
+
+            warnings.warn(f"run_chunk takes no sharding= argument; using one of {self.n_devices} devices",
+                          stacklevel=2)
+            self.sharding = None
 
     def describe(self) -> dict:
         dev = jax.local_devices()[0]
@@ -84,12 +90,7 @@ class LocalExecutor(Executor):
         from ..problem.problem import build_problem
 
         run_chunk = self._run_chunk or _run_chunk_fn()
-        kwargs = {}
-        if self.sharding is not None:
-            if not _accepts(run_chunk, "sharding"):
-                raise RuntimeError("landscape.sweep.execute.run_chunk does not accept sharding=; cannot use "
-                                   f"{self.n_devices} devices")
-            kwargs["sharding"] = self.sharding
+        kwargs = {} if self.sharding is None else {"sharding": self.sharding}
         for chunk, cfg in tasks:
             if chunk.point not in self._problems:
                 self._problems = {chunk.point: build_problem(cfg)}  # points run in order: keep one

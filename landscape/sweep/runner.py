@@ -156,7 +156,7 @@ def format_plan(points: list[GridPoint], chunk_size: int, per_traj: list[int], *
         f"{n_chunks} chunk{'s' if n_chunks != 1 else ''} of {chunk_size} "
         f"({'automatic' if auto else 'given'}; {n_devices} device{'s' if n_devices != 1 else ''}) -> {out_dir}",
         f"memory per chunk (estimate): up to {_fmt_bytes(max(per_traj) * chunk_size)} "
-        f"({_fmt_bytes(max(per_traj))} per trajectory)",
+        f"({_fmt_bytes(max(per_traj))} per trajectory; compiled programs add a few hundred MiB on CPU)",
         "",
     ]
     header = ["point", *keys, "init.seed", "count", "chunks", "mem/chunk"]

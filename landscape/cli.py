@@ -28,6 +28,7 @@ def _add_run(sub):
     p.add_argument("--executor", choices=("local", "ray"), default="local", help="where chunks run (default local)")
     p.add_argument("--address", default=None, help="Ray cluster address for --executor ray (default: local Ray)")
     p.add_argument("--chunk-size", type=int, default=None, help="initialisations per chunk (default: automatic)")
+    p.add_argument("--no-figures", action="store_true", help="skip drawing figures at the end")
     p.set_defaults(func=_run)
 
 
@@ -43,6 +44,7 @@ def _run(args) -> int:
         executor=args.executor,
         address=args.address,
         chunk_size=args.chunk_size,
+        figures=not args.no_figures,
     )
 
 

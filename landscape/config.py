@@ -49,7 +49,7 @@ class ProblemConfig:
     n_samples: int = 1000
     data_seed: int = 0
     data_file: str = ""  # .npz with "x" (n, d) and optionally "y" (n,)
-    quadrature_order: int = 64
+    quadrature_order: int = 0  # nodes per dimension of the 2-D quadrature (smooth activations); 0 = automatic
 
 
 @dataclass(frozen=True)
@@ -221,7 +221,6 @@ def validate(cfg: Config) -> None:
         ("student.width", s.width),
         ("init.count", i.count),
         ("problem.n_samples", p.n_samples),
-        ("problem.quadrature_order", p.quadrature_order),
         ("flow.max_steps", fl.max_steps),
         ("flow.steps", fl.steps),
         ("flow.n_snapshots", fl.n_snapshots),
@@ -235,6 +234,11 @@ def validate(cfg: Config) -> None:
                    ("polish.tol", po.tol), ("analysis.zero_tol", an.zero_tol)]:
         if not v > 0:
             raise ConfigError(f"{key} = {v} must be > 0")
+    if p.quadrature_order < 0 or 0 < p.quadrature_order < 16:
+        raise ConfigError(
+            f"problem.quadrature_order = {p.quadrature_order}; use 0 (automatic: 128, 256 for sigmoid4_softplus) "
+            "or at least 16 nodes"
+        )
     if not 0 <= fl.momentum < 1:
         raise ConfigError(f"flow.momentum = {fl.momentum} must be in [0, 1)")
     if t.kind == "orthonormal" and t.width > p.input_dim:

@@ -22,9 +22,9 @@ def test_hessian_symmetric_and_matches_finite_differences_of_gradient():
     p = _problem()
     theta = init_params(jax.random.PRNGKey(1), p, scale=1.0)
     f, x = flat_loss(p, theta)
-    h = np.asarray(hessian_matrix(p, theta))
+    h = np.asarray(jax.jit(hessian_matrix)(p, theta))
     assert np.allclose(h, h.T, atol=0)
-    g = jax.grad(f)
+    g = jax.jit(jax.grad(f))
     eps = 1e-6
     fd = np.stack([(g(x + eps * e) - g(x - eps * e)) / (2 * eps) for e in np.eye(x.size)])
     assert np.max(np.abs(fd - h)) < 1e-6 * max(1.0, np.max(np.abs(h)))
@@ -34,7 +34,7 @@ def test_hvp_matches_dense_hessian():
     p = _problem()
     theta = init_params(jax.random.PRNGKey(2), p, scale=1.0)
     v = jax.random.normal(jax.random.PRNGKey(3), (ravel_pytree(theta)[0].size,))
-    assert np.allclose(hvp(p, theta, v), hessian_matrix(p, theta) @ v, atol=1e-12)
+    assert np.allclose(jax.jit(hvp)(p, theta, v), jax.jit(hessian_matrix)(p, theta) @ v, atol=1e-12)
 
 
 def test_teacher_as_student_zero_loss_psd_and_rescaling_null_directions():
@@ -44,11 +44,11 @@ def test_teacher_as_student_zero_loss_psd_and_rescaling_null_directions():
         "problem": {"input_dim": 3, "activation": "relu"}, "teacher": {"width": 2}, "student": {"width": 2}}))
     theta = {"w": jnp.eye(3)[:2], "a": jnp.ones(2)}
     assert float(p.loss(theta)) == 0.0
-    eigs = np.asarray(spectrum(p, theta))
+    eigs = np.asarray(jax.jit(spectrum)(p, theta))
     assert eigs[0] > -1e-12
     assert np.sum(np.abs(eigs) < 1e-10 * eigs[-1]) >= 2
     flat = ravel_pytree(theta)[0]
-    h = np.asarray(hessian_matrix(p, theta))
+    h = np.asarray(jax.jit(hessian_matrix)(p, theta))
     # rescaling tangent of neuron 0: d(a_0) = -a_0, d(w_0) = w_0 (ravel order: a then w)
     t = np.zeros(flat.size)
     t[0] = -1.0

@@ -40,8 +40,9 @@ def _gauss_legendre(n: int):
     return (x + 1.0) / 2.0, w / 2.0
 
 
-def population_loss_accurate(student, params, teacher, teacher_params, *, order: int = 64, match_tol: float = 1e-3,
-                             n_nodes: int = 8):
+def population_loss_accurate(
+    student, params, teacher, teacher_params, *, order: int | None = None, match_tol: float = 1e-3, n_nodes: int = 8
+):
     """Population loss in the residual form above (same value as :func:`population_loss`, accurate near 0)."""
     if student.bias or teacher.bias:
         return population_loss(student, params, teacher, teacher_params, order=order)

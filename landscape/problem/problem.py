@@ -34,7 +34,7 @@ class Problem(eqx.Module):
     student: Network = eqx.field(static=True)
     teacher: Network = eqx.field(static=True)
     loss_kind: str = eqx.field(static=True)
-    quadrature_order: int = eqx.field(static=True)
+    quadrature_order: int | None = eqx.field(static=True)  # None: kernels.default_order
     teacher_params: dict
     frozen: dict
     x: jax.Array | None = None
@@ -122,7 +122,7 @@ def build_problem(cfg) -> Problem:
         student=student,
         teacher=teacher,
         loss_kind=p.loss,
-        quadrature_order=p.quadrature_order,
+        quadrature_order=p.quadrature_order or None,
         teacher_params=teacher_params,
         frozen=frozen,
         x=x,

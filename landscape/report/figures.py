@@ -32,11 +32,17 @@ def _legend(ax, kinds):
     ax.legend(handles=handles, fontsize=8, loc="best")
 
 
+MAX_CURVES = 400
+
+
 def _curves(path: Path, table: pd.DataFrame, arrays: dict, title: str):
     t, loss, gn = arrays["curve.t"], arrays["curve.loss"], arrays["curve.grad_norm"]
     kinds = table["kind"].to_numpy()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    order = np.argsort([k == "minimum" for k in kinds])  # draw minima first, saddles on top
+    shown = np.arange(len(kinds))
+    if len(kinds) > MAX_CURVES:  # an evenly spaced subsample keeps big runs fast to draw
+        shown = np.linspace(0, len(kinds) - 1, MAX_CURVES).astype(int)
+    order = shown[np.argsort([kinds[i] != "minimum" for i in shown], kind="stable")]  # minima first, others on top
     for i in order:
         c = KIND_COLORS.get(kinds[i], "tab:purple")
         ok = np.isfinite(t[i]) & np.isfinite(loss[i]) & (t[i] > 0)
@@ -49,7 +55,8 @@ def _curves(path: Path, table: pd.DataFrame, arrays: dict, title: str):
         ax.set_xlabel("time t (gradient flow) or steps x lr")
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
-    axes[0].set_title(f"{title}: loss along {len(kinds)} trajectories")
+    n_shown = f"{len(shown)} of {len(kinds)}" if len(shown) < len(kinds) else f"{len(kinds)}"
+    axes[0].set_title(f"{title}: loss along {n_shown} trajectories")
     axes[1].set_title("gradient norm (colour = class of the end point)")
     _legend(axes[0], [k for k in KIND_COLORS if k in set(kinds)])
     fig.tight_layout()
@@ -65,6 +72,8 @@ def _spectra(path: Path, table: pd.DataFrame, arrays: dict, title: str):
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [2, 1]})
     finite_eigs = eigs[np.isfinite(eigs)]
     lin = max(float(np.min(np.abs(finite_eigs[finite_eigs != 0]))) if np.any(finite_eigs != 0) else 1e-12, 1e-12)
+    if len(order) > MAX_CURVES:
+        order = order[np.linspace(0, len(order) - 1, MAX_CURVES).astype(int)]
     for rank, i in enumerate(order):
         e = eigs[i][np.isfinite(eigs[i])]
         axes[0].scatter(np.full(e.shape, rank), e, s=6, color=KIND_COLORS.get(kinds[i], "tab:purple"), alpha=0.7)

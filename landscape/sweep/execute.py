@@ -88,8 +88,44 @@ def _flatten_named(prefix: str, tree) -> dict:
     return out
 
 
-def run_chunk(cfg: Config, start: int, count: int, *, problem: Problem | None = None) -> ChunkResult:
+def _with_symmetry_columns(rows, problem, theta, hess, cfg, certified, loss_np, gn_np):
+    """Add the symmetry analyzer's columns; only certified points are analyzed (the rest: "not_analyzed").
+
+    ``kind`` becomes the analyzer's refinement for certified points (zero eigenvalues all explained by exact
+    symmetry directions make a minimum, not a degenerate point); the Hessian-only verdict stays in ``kind_hessian``.
+    """
+    from ..analysis.symmetry import analyze_points
+    from ..analysis.symmetry.analyze import unanalyzed_columns
+
+    idx = np.flatnonzero(certified)
+    cols = {k: list(v) for k, v in unanalyzed_columns(len(rows)).items()}
+    cols["kind_refined"] = list(rows["kind"])
+    if idx.size:
+        sub, _ = analyze_points(
+            problem,
+            jax.tree.map(lambda x: x[idx], theta),
+            losses=loss_np[idx],
+            grad_norms=gn_np[idx],
+            hessians=np.asarray(hess)[idx],
+            zero_tol=cfg.analysis.zero_tol,
+            global_loss_tol=cfg.analysis.global_loss_tol,
+        )
+        for k, v in sub.items():
+            for j, i in enumerate(idx):
+                cols[k][i] = v[j]
+    rows = rows.copy()
+    for k, v in cols.items():
+        rows[k] = v
+    rows["kind_hessian"] = rows["kind"]
+    rows["kind"] = rows["kind_refined"].astype(str)
+    return rows
+
+
+def run_chunk(cfg: Config, start: int, count: int, *, problem: Problem | None = None, sharding=None) -> ChunkResult:
     """Run initialisations ``start .. start + count - 1`` of ``cfg``; see the module docstring.
+
+    ``sharding`` (e.g. a NamedSharding over a 1-D device mesh) places the batch axis across devices; every later
+    vmapped computation follows the placement of the initial parameters.
 
     Returns a :class:`ChunkResult` whose rows hold, per id: final loss and gradient norm after polishing, the
     classification (kind, index, null_dim, ...), flow status, time and steps, and certification figures.
@@ -99,6 +135,8 @@ def run_chunk(cfg: Config, start: int, count: int, *, problem: Problem | None = 
     problem = build_problem(cfg) if problem is None else problem
     ids = np.arange(start, start + count)
     keys = init_keys(cfg.init.seed, ids)
+    if sharding is not None:
+        keys = jax.device_put(keys, sharding)
     theta0 = _block(initial_params(problem, keys, cfg.init.scale, distribution=cfg.init.distribution))
     timings["init_s"] = time.perf_counter() - t0
 
@@ -153,22 +191,7 @@ def run_chunk(cfg: Config, start: int, count: int, *, problem: Problem | None = 
     )
     t0 = time.perf_counter()
     if isinstance(problem.student, TwoLayerNet):
-        from ..analysis.symmetry import analyze_points
-
-        sym_cols, _ = analyze_points(
-            problem,
-            theta,
-            losses=loss_np,
-            grad_norms=gn_np,
-            hessians=np.asarray(hess),
-            zero_tol=cfg.analysis.zero_tol,
-            global_loss_tol=cfg.analysis.global_loss_tol,
-        )
-        for k, v in sym_cols.items():
-            rows[k] = v
-        if "kind_refined" in sym_cols:
-            rows["kind_hessian"] = rows["kind"]
-            rows["kind"] = np.where(certified, np.asarray(sym_cols["kind_refined"], dtype=object), rows["kind"])
+        rows = _with_symmetry_columns(rows, problem, theta, hess, cfg, certified, loss_np, gn_np)
     timings["symmetry_s"] = time.perf_counter() - t0
     arrays = {
         "id": ids,

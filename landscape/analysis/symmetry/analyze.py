@@ -200,6 +200,12 @@ def analyze_points(problem, thetas, *, losses, grad_norms, hessians, zero_tol, g
     return columns, summary
 
 
+def unanalyzed_columns(n: int) -> dict:
+    """Columns for ``n`` points that were not analyzed (not certified or not finite): sym_class "not_analyzed"."""
+    row = _missing_row()
+    return {c: np.asarray([v] * n) for c, v in zip(COLUMNS, row, strict=True)}
+
+
 def _missing_row():
     return (-1, "not_analyzed", "", "", "", -1, -1, "", "", np.nan, -1, -1, -1, -1, -1, np.nan, np.nan, np.nan,
             "diverged", False)

@@ -1,13 +1,15 @@
 """Gradient flow d theta / dt = -grad L(theta) for one student, integrated with diffrax.
 
-Solver choice: Tsit5 (explicit 5(4) Runge-Kutta) with a PID step-size controller on (rtol, atol). The gradient
-flow of these losses is only mildly stiff: the step size is limited by stability to about 3.5 / lambda_max(H),
-and lambda_max is O(d) here (Arjevani & Field 2021: Theta(d) large eigenvalues, the rest O(1)), so the step count
-grows like t_max * lambda_max, which the adaptive controller handles within ``max_steps``. Small eigenvalues and
-long plateaus after small initialisation make the flow *slow*, not stiff: the controller takes large steps there.
-An implicit solver (Kvaerno5) would need Newton solves with the Hessian, which is non-smooth for ReLU (kinks at
-w_j . x = 0 make Newton iterations fail) and costs O(n^3) per step; pass ``solver=diffrax.Kvaerno5()`` to
-:func:`landscape.flow.make_flow` if a problem is genuinely stiff.
+Solver choice: Tsit5 (explicit 5(4) Runge-Kutta, stage loop as a plain ``lax`` loop since we never differentiate
+through the solve) with a PID step-size controller on (rtol, atol). Its step size is capped by stability at about
+3.5 / lambda_max(H), so it needs ~ t * lambda_max / 3.5 steps; small eigenvalues and the long plateaus after small
+initialisation make the flow *slow* but cost nothing extra (the controller takes large steps there). For the
+ReLU population loss this is the robust choice: measured on d = k = 4 (16 inits, t_max = 1e4), Tsit5 takes
+200-450 steps per trajectory, while the implicit Kvaerno5 takes 1000-2100 (its Newton iterations use a Hessian
+that jumps at the kinks of the ReLU kernel), runs ~40x slower and compiles ~4x longer. Implicit solvers pay off
+for smooth problems that are genuinely stiff over a long horizon: for a softplus student near its teacher
+(Hessian eigenvalues from 1e-5 to 4, t_max = 1e4) Tsit5 needs 10k-13k steps, Kvaerno5 190-300 (15x faster
+runs); pass ``solver=diffrax.Kvaerno5()`` to :func:`landscape.flow.make_flow` there.
 
 Stopping: a boolean diffrax Event ends the solve at the end of the first accepted step where |grad L| <= grad_tol,
 or where the state is NaN/inf or diverged (loss > 1e30). ``throw=False`` so a failing element never aborts a
@@ -113,7 +115,7 @@ class GradientFlow(AbstractFlow):
         return Trajectory(
             theta=theta,
             t_final=t_final,
-            n_steps=sol.stats["num_steps"],
+            n_steps=jnp.asarray(sol.stats["num_steps"], jnp.int32),
             status=status,
             ts=ts,
             loss=snaps["loss"],

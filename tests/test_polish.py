@@ -51,7 +51,7 @@ def test_degenerate_split_minimum_and_saddle():
     tw, ta = p3.teacher_params["w"], p3.teacher_params["a"]
     split = {"w": jnp.concatenate([tw, tw[:1]]), "a": jnp.concatenate([ta.at[0].mul(0.3), 0.7 * ta[:1]])}
     assert float(p3.loss(split)) < 1e-28
-    theta0 = _perturb(split, 1e-3, 2)
+    theta0 = _perturb(split, 1e-4, 2)
     res = jax.jit(lambda th: polish(p3, th))(theta0)
     assert bool(res.converged) and float(res.grad_norm) <= 1e-10, res.grad_norm
     spec = _spectrum(p3, res.theta)

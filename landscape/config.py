@@ -99,7 +99,7 @@ class FlowConfig:
 class PolishConfig:
     enabled: bool = True
     tol: float = 1.0e-10
-    max_iter: int = 100
+    max_iter: int = 300
 
 
 @dataclass(frozen=True)

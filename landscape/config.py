@@ -28,6 +28,7 @@ __all__ = [
     "PolishConfig",
     "AnalysisConfig",
     "load_config",
+    "read_raw_config",
     "config_from_dict",
     "config_to_toml",
     "apply_overrides",
@@ -307,8 +308,8 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     return out
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
-    """Read a TOML config file, apply ``--set`` overrides and validate it."""
+def read_raw_config(path: str | Path, overrides=()) -> dict:
+    """The parsed TOML dict of ``path`` with ``--set`` overrides applied (not yet validated)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} not found; pass the path of a TOML file (see configs/)")
@@ -316,7 +317,12 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML ({e})") from None
-    return config_from_dict(apply_overrides(raw, overrides or []))
+    return apply_overrides(raw, list(overrides or []))
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Read a TOML config file, apply ``--set`` overrides and validate it."""
+    return config_from_dict(read_raw_config(path, overrides or []))
 
 
 def config_to_dict(cfg: Config) -> dict:

@@ -17,12 +17,11 @@ import json
 import math
 import sys
 import time
-import tomllib
 from pathlib import Path
 
 import numpy as np
 
-from ..config import ConfigError, apply_overrides
+from ..config import ConfigError, read_raw_config
 from .grid import GridPoint, config_hash, expand_sweep, resolved_dict
 from .storage import SweepStore, atomic_write, load_arrays, load_points
 
@@ -40,18 +39,6 @@ BYTES = 8  # float64
 MEMORY_FRACTION = {"cpu": 0.25, "gpu": 0.5}
 MAX_CHUNK = {"cpu": 512, "gpu": 8192}
 GRANULE = 64
-
-
-def read_raw_config(path, overrides=()) -> dict:
-    """The parsed TOML dict of ``path`` with ``--set`` overrides applied (not yet validated)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {str(path)!r} not found; pass the path of a TOML file (see configs/)")
-    try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: not valid TOML ({e})") from None
-    return apply_overrides(raw, list(overrides or []))
 
 
 def _n_params(cfg) -> int:

@@ -3,7 +3,7 @@
 Levenberg-Marquardt on the gradient system g(theta) = grad L(theta) = 0, whose Jacobian is the symmetric Hessian
 H = V diag(lambda) V^T (dense, of the flattened parameters via ``ravel_pytree``):
 
-    step = -(H^2 + mu I)^{-1} H g = -V diag(lambda / (lambda^2 + mu)) V^T g,   mu = c |g|^2
+    step = -(H^2 + mu I)^{-1} H g = -V diag(lambda / (lambda^2 + mu)) V^T g,  mu = c |g| (|g| > 1e-6), c 1e6 |g|^2 below
 
 with c adapted by the trust-region ratio rho = (|g|^2 - |g_new|^2) / (|g|^2 - |g + H step|^2) (step accepted when
 rho > 1e-4 and |g| decreases; c * 4 when rho < 0.25, c / 4 when rho > 0.75). The choice mu ~ |g|^2 (Yamashita &
@@ -70,14 +70,15 @@ def polish(problem, theta, *, tol=1e-10, max_iter: int = 100) -> PolishResult:
         return loss, g, jnp.linalg.norm(g), lam, v
 
     def trial(x, g, gn, lam, v, c):
-        # Two candidate steps in the eigenbasis; returns the better one and the predicted |g|^2 reduction of the
+        # Two candidate steps in the eigenbasis; returns the chosen one and the predicted |g|^2 reduction of the
         # linear model g + H s. (1) LM: s = -V diag(lam / (lam^2 + mu)) V^T g. (2) Newton with a pseudo-inverse
-        # (|lam| > 1e-10 max|lam|), taken when it lowers |g| and is short: in quartic-flat valleys (split global
-        # minima, where the Hessian along the split is ~delta^2) it shrinks the distance by 1/3 per step, while
-        # the LM damping mu ~ |g|^2 ~ delta^6 still dominates lam^2 ~ delta^4 there only late, and LM crawls.
+        # (|lam| > 1e-10 max|lam|), taken once |g| < 1e-6 when it halves |g| and is short: in quartic-flat
+        # valleys (split global minima, Hessian ~ delta^2 along the split) it shrinks delta by 1/3 per step.
         lam_max = jnp.max(jnp.abs(lam))
         gt = v.T @ g
-        mu = c * gn**2
+        # mu ~ |g| far from a critical point (globalisation, Fan & Yuan 2005), ~ |g|^2 once |g| < 1e-6 (end game,
+        # Yamashita & Fukushima 2001); continuous at the switch.
+        mu = c * jnp.where(gn > 1e-6, gn, 1e6 * gn**2)
         lam_eff = jnp.where(jnp.abs(lam) > 1e-14 * lam_max, lam, 0.0)
         coef = jnp.where(lam_eff == 0.0, 0.0, lam_eff / (lam_eff**2 + mu))
         st_lm = -coef * gt
@@ -86,7 +87,8 @@ def polish(problem, theta, *, tol=1e-10, max_iter: int = 100) -> PolishResult:
         x_nt = x + v @ st_nt
         gn_nt = jnp.linalg.norm(jax.grad(f)(x_nt))
         short = jnp.linalg.norm(st_nt) <= 1e-2 * jnp.maximum(1.0, jnp.linalg.norm(x))
-        use_nt = short & jnp.isfinite(gn_nt) & (gn_nt < 0.5 * gn)
+        near = gn < 1e-6  # only in the end game: far from a critical point a full Newton step can jump basins
+        use_nt = near & short & jnp.isfinite(gn_nt) & (gn_nt < 0.5 * gn)
         st = jnp.where(use_nt, st_nt, st_lm)
         return x + v @ st, gn**2 - jnp.sum((gt + lam * st) ** 2)
 

@@ -1,14 +1,91 @@
 """landscape: GPU-accelerated explorer of neural-network loss landscapes (teacher-student problems in JAX).
 
-Layers: :mod:`landscape.problem` (networks, activations, teachers, data, losses) -> :mod:`landscape.flow`
-(integrators, polishing) -> :mod:`landscape.analysis` (Hessian, classification, symmetry) -> :mod:`landscape.sweep`
-(configs, execution, storage) -> :mod:`landscape.report` (figures, CLI).
+The public API, objects in and result pytrees out::
 
-Critical-point claims are made in float64: importing landscape enables ``jax_enable_x64``.
+    import jax, landscape as ls
+    problem = ls.TeacherStudent(teacher=ls.Teacher.gaussian(d=4, width=3, key=jax.random.key(1)),
+                                student=ls.TwoLayer(width=3, activation=ls.ReLU()), loss=ls.PopulationLoss())
+    res = ls.explore(problem, ls.GradientFlow(t_max=300.0), key=jax.random.key(0), n=64)
+    res.table()            # pandas DataFrame, the columns `landscape run` stores
+    ls.plot.spectra(res)   # the figures `landscape run` writes
+
+- problems: :class:`TeacherStudent`, :class:`Teacher`, students :class:`TwoLayer` and :class:`MLP`, losses
+  :class:`PopulationLoss` and :class:`SampleLoss`, activations (:class:`ReLU`, :class:`LeakyReLU`,
+  :class:`ReLUPower`, :class:`Softplus`, :class:`Tanh`, :class:`Erf`, :class:`Sigmoid`, :class:`Sigmoid4Softplus`);
+- flows: :class:`GradientFlow`, :class:`OptaxFlow` (any optax optimiser), initialisations :class:`GaussianInit`,
+  :class:`OrthogonalInit`, :class:`SphereInit`, :func:`run_flow`, :func:`polish`;
+- the pipeline: :func:`explore`, :func:`certify` with :class:`Polish`, the classification rule :func:`classify`;
+- analyzers: :class:`AbstractAnalyzer` (write your own), :class:`HessianSpectrum`, :class:`SymmetryAnalysis`,
+  :class:`Classify`, :func:`default_analyzers`, :func:`run_analyzers`;
+- :mod:`landscape.plot`: figures from a result.
+
+Layers (no import runs back up; checked by import-linter): problem -> flow -> analysis -> config -> grid -> store
+-> sweep -> report -> cli. Critical-point claims are made in float64: importing landscape enables
+``jax_enable_x64``.
 """
 
 import jax
 
 jax.config.update("jax_enable_x64", True)
 
+from .analysis.analyzer import AbstractAnalyzer, AnalysisResult, Point, run_analyzers  # noqa: E402
+from .analysis.classify import Classify, classify  # noqa: E402
+from .analysis.explore import Certified, Exploration, Polish, certify, default_analyzers, explore  # noqa: E402
+from .analysis.hessian import HessianSpectrum, hessian_matrix, hvp, spectrum  # noqa: E402
+from .analysis.symmetry.analyze import SymmetryAnalysis  # noqa: E402
+from .flow import (  # noqa: E402
+    AbstractFlow,
+    AbstractInit,
+    GaussianInit,
+    GradientFlow,
+    OptaxFlow,
+    OrthogonalInit,
+    SphereInit,
+    Trajectory,
+    polish,
+    run_flow,
+)
+from .problem import (  # noqa: E402
+    AbstractActivation,
+    AbstractLoss,
+    Erf,
+    LeakyReLU,
+    MLP,
+    PopulationLoss,
+    ReLU,
+    ReLUPower,
+    SampleLoss,
+    Sigmoid,
+    Sigmoid4Softplus,
+    Softplus,
+    Tanh,
+    Teacher,
+    TeacherStudent,
+    TwoLayer,
+)
+
 __version__ = "0.1.0"
+
+__all__ = [
+    # problems
+    "TeacherStudent", "Teacher", "TwoLayer", "MLP", "AbstractLoss", "PopulationLoss", "SampleLoss",
+    "AbstractActivation", "ReLU", "LeakyReLU", "ReLUPower", "Softplus", "Tanh", "Erf", "Sigmoid", "Sigmoid4Softplus",
+    # flows
+    "AbstractFlow", "GradientFlow", "OptaxFlow", "Trajectory", "run_flow", "polish",
+    "AbstractInit", "GaussianInit", "OrthogonalInit", "SphereInit",
+    # pipeline and analyzers
+    "explore", "Exploration", "certify", "Certified", "Polish", "classify",
+    "AbstractAnalyzer", "Point", "AnalysisResult", "run_analyzers", "default_analyzers",
+    "HessianSpectrum", "SymmetryAnalysis", "Classify", "hessian_matrix", "hvp", "spectrum",
+    # figures
+    "plot",
+]
+
+
+def __getattr__(name):
+    # ``landscape.plot`` imports matplotlib: load it on first use only.
+    if name == "plot":
+        from .report import plot
+
+        return plot
+    raise AttributeError(f"module 'landscape' has no attribute {name!r}")

@@ -10,12 +10,26 @@ arguments of the functions they configure. Errors name the offending key and the
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .problem.activations import get_activation
+from .analysis.analyzer import AbstractAnalyzer
+from .analysis.classify import Classify
+from .analysis.explore import Polish
+from .analysis.hessian import HessianSpectrum
+from .analysis.symmetry.analyze import SymmetryAnalysis
+from .flow.gradient_flow import GradientFlow
+from .flow.init import GaussianInit, OrthogonalInit, SphereInit
+from .flow.optimizers import OptaxFlow
+from .problem import activations as A
+from .problem.losses import PopulationLoss, SampleLoss
+from .problem.networks import MLP, TwoLayer
+from .problem.problem import TeacherStudent
+from .problem.teachers import Teacher
 
 __all__ = [
     "ConfigError",
@@ -32,6 +46,16 @@ __all__ = [
     "config_from_dict",
     "config_to_toml",
     "apply_overrides",
+    "parse_activation",
+    "ACTIVATION_NAMES",
+    "ANALYZERS",
+    "build",
+    "Built",
+    "build_problem",
+    "build_flow",
+    "build_init",
+    "build_polish",
+    "build_analyzers",
 ]
 
 
@@ -108,6 +132,8 @@ class AnalysisConfig:
     zero_tol: float = 1.0e-7  # eigenvalues |lambda| <= zero_tol * max|lambda| count as zero
     global_loss_tol: float = 1.0e-20  # a minimum with loss below this is a global (zero-loss) minimum
     hessian: bool = True
+    # the analysis stage, in order: built-in names (see ANALYZERS) or "module:Class" of an AbstractAnalyzer
+    analyzers: list = field(default_factory=lambda: ["hessian", "symmetry", "classify"])
 
 
 @dataclass(frozen=True)
@@ -213,7 +239,7 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"{sec}.{key} = {value!r} is not valid; use one of: {', '.join(allowed)}")
     p, t, s, i, fl, po, an = cfg.problem, cfg.teacher, cfg.student, cfg.init, cfg.flow, cfg.polish, cfg.analysis
     try:
-        act = get_activation(p.activation)
+        act = parse_activation(p.activation)
     except ValueError as e:
         raise ConfigError(f"problem.activation: {e}") from None
     positive = [
@@ -266,7 +292,7 @@ def validate(cfg: Config) -> None:
             )
         if p.data_file:
             raise ConfigError("problem.data_file is set but problem.loss = \"population\"; use loss = \"sample\"")
-        if not act.smooth and (s.bias or t.bias or act.name == "relu_p"):
+        if not act.smooth and (s.bias or t.bias or not act.has_closed_form):
             raise ConfigError(
                 f"problem.loss = \"population\" with activation {act.label!r} is exact only without biases and for "
                 "relu, leaky_relu, erf or a smooth activation; use loss = \"sample\" or drop the biases"
@@ -284,6 +310,9 @@ def validate(cfg: Config) -> None:
         raise ConfigError(
             f"teacher.output_weights = {t.output_weights!r}; use \"ones\", \"gaussian\", a number or a list"
         )
+
+
+    build_analyzers(an)  # names, imports and order, each failure one line
 
 
 def _parse_value(text: str):
@@ -363,3 +392,181 @@ def config_to_toml(cfg: Config | dict) -> str:
             lines.append(f"{_toml_key(k)} = {_toml_value(v)}")
         lines.append("")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# strings -> objects
+
+ACTIVATION_NAMES = ("relu", "leaky_relu(alpha)", "relu^p", "softplus", "tanh", "erf", "sigmoid", "sigmoid4_softplus")
+_SIMPLE = {"relu": A.ReLU, "softplus": A.Softplus, "tanh": A.Tanh, "erf": A.Erf, "sigmoid": A.Sigmoid,
+           "sigmoid4_softplus": A.Sigmoid4Softplus}
+_LEAKY_RE = re.compile(r"^leaky_relu\(\s*([-+0-9.eE]+)\s*\)$")
+_POWER_RE = re.compile(r"^relu\^\s*([0-9]+)$")
+
+
+def parse_activation(spec: str) -> A.AbstractActivation:
+    """Parse an activation name as written in configs, e.g. ``"relu"``, ``"leaky_relu(0.1)"``, ``"relu^2"``.
+
+    Raises ``ValueError`` with the accepted names if ``spec`` is not one of them.
+    """
+    s = spec.strip().lower()
+    if s in _SIMPLE:
+        return _SIMPLE[s]()
+    if s == "leaky_relu":
+        return A.LeakyReLU(0.01)
+    m = _LEAKY_RE.match(s)
+    if m:
+        return A.LeakyReLU(float(m.group(1)))
+    m = _POWER_RE.match(s)
+    if m:
+        p = int(m.group(1))
+        if p < 1:
+            raise ValueError(f"relu^p needs an integer p >= 1, got {p}")
+        return A.ReLU() if p == 1 else A.ReLUPower(p)
+    raise ValueError(f"unknown activation {spec!r}; use one of: {', '.join(ACTIVATION_NAMES)}")
+
+
+def build_problem(cfg: Config) -> TeacherStudent:
+    """The :class:`landscape.TeacherStudent` described by ``cfg``.
+
+    Randomness: the teacher uses ``teacher.seed``, the sample ``problem.data_seed``; both are independent of the
+    initialisation seed, so a sweep over initialisations shares one problem.
+    """
+    import jax
+
+    from .problem.data import load_inputs
+
+    p, t, s = cfg.problem, cfg.teacher, cfg.student
+    act = parse_activation(p.activation)
+    key = jax.random.PRNGKey(t.seed)
+    if len(t.hidden_widths) > 1 or t.kind == "gaussian":
+        teacher = Teacher.gaussian(p.input_dim, t.width, key=key, output_weights=t.output_weights, bias=t.bias,
+                                   hidden_widths=tuple(t.hidden_widths) if len(t.hidden_widths) > 1 else ())
+    elif t.kind == "orthonormal":
+        teacher = Teacher.orthonormal(p.input_dim, t.width, key=key, output_weights=t.output_weights)
+    else:
+        teacher = Teacher.from_file(t.file)
+        w = teacher.params["w"]
+        if w.shape != (t.width, p.input_dim):
+            raise ValueError(f"teacher.file {t.file!r} has w {tuple(w.shape)}; the config asks for w "
+                             f"({t.width}, {p.input_dim})")
+    teacher = teacher.with_activation(act)
+    if len(s.hidden_widths) > 1:
+        student = MLP(tuple(s.hidden_widths), act, s.bias, p.input_dim)
+    else:
+        student = TwoLayer(s.width, act, s.bias, p.input_dim)
+    if p.loss == "sample":
+        if p.data_file:
+            x, y = load_inputs(p.data_file, p.input_dim)
+            loss = SampleLoss(x, y)
+        else:
+            loss = SampleLoss.gaussian(p.n_samples, p.input_dim, key=jax.random.PRNGKey(p.data_seed))
+    else:
+        loss = PopulationLoss(p.quadrature_order or None)
+    frozen = None if s.train_output_weights else s.output_weights
+    return TeacherStudent(teacher, student, loss, output_weights=frozen)
+
+
+_OPTAX = {"gd": ("sgd", ("learning_rate",)), "momentum": ("sgd", ("learning_rate", "momentum")),
+          "adam": ("adam", ("learning_rate",))}
+
+
+def build_flow(f: FlowConfig, *, solver=None):
+    """The flow of a ``[flow]`` section: :class:`landscape.GradientFlow` or :class:`landscape.OptaxFlow`.
+
+    Static (a new compilation when changed): method, n_snapshots, save_params, max_steps. Traced (a sweep over them
+    reuses one compilation): t_max, grad_tol, rtol, atol, lr, momentum, steps.
+    """
+    if f.method == "gradient_flow":
+        return GradientFlow(f.t_max, grad_tol=f.grad_tol, rtol=f.rtol, atol=f.atol, max_steps=f.max_steps,
+                            n_snapshots=f.n_snapshots, save_params=f.save_params, solver=solver)
+    if f.method in _OPTAX:
+        import optax
+
+        factory, names = _OPTAX[f.method]
+        values = {"learning_rate": f.lr, "momentum": f.momentum}
+        return OptaxFlow(getattr(optax, factory), steps=f.steps, grad_tol=f.grad_tol, n_snapshots=f.n_snapshots,
+                         save_params=f.save_params, **{k: values[k] for k in names})
+    raise ConfigError(f"flow.method = {f.method!r} is not valid; use one of: {', '.join(CHOICES[('flow', 'method')])}")
+
+
+_INITS = {"gaussian": GaussianInit, "orthogonal": OrthogonalInit, "sphere": SphereInit}
+
+
+def build_init(i: InitConfig):
+    """The initialisation strategy of an ``[init]`` section (scale traced)."""
+    return _INITS[i.distribution](i.scale)
+
+
+def build_polish(po: PolishConfig) -> Polish:
+    """The certification settings of a ``[polish]`` section."""
+    return Polish(po.tol, max_iter=po.max_iter, enabled=po.enabled)
+
+
+ANALYZERS = {
+    "hessian": lambda an: HessianSpectrum(),
+    "symmetry": lambda an: SymmetryAnalysis(an.zero_tol, an.global_loss_tol),
+    "classify": lambda an: Classify(zero_tol=an.zero_tol, global_loss_tol=an.global_loss_tol),
+}
+"""Built-in analyzers by config name; ``"module:Class"`` names an analyzer class outside the package."""
+
+
+def _import_analyzer(spec: str) -> AbstractAnalyzer:
+    module, _, name = spec.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as e:
+        raise ConfigError(f"analysis.analyzers: cannot import {spec!r} ({e}); give \"module:Class\" of an "
+                          "importable AbstractAnalyzer subclass") from None
+    if not (isinstance(cls, type) and issubclass(cls, AbstractAnalyzer)):
+        raise ConfigError(f"analysis.analyzers: {spec!r} is not a subclass of landscape.AbstractAnalyzer")
+    try:
+        return cls()
+    except TypeError as e:
+        raise ConfigError(f"analysis.analyzers: {spec!r} cannot be built without arguments ({e})") from None
+
+
+def build_analyzers(an: AnalysisConfig) -> tuple:
+    """The analysis stage of an ``[analysis]`` section, in order; each bad entry is one :class:`ConfigError` line."""
+    names = an.analyzers
+    if not names or not all(isinstance(n, str) for n in names):
+        raise ConfigError(f"analysis.analyzers = {names!r} must be a non-empty list of names, e.g. "
+                          "[\"hessian\", \"symmetry\", \"classify\"]")
+    out = []
+    for name in names:
+        if name in ANALYZERS:
+            out.append(ANALYZERS[name](an))
+        elif ":" in name:
+            out.append(_import_analyzer(name))
+        else:
+            raise ConfigError(f"analysis.analyzers: unknown analyzer {name!r}; use {', '.join(ANALYZERS)} or "
+                              "\"module:Class\"")
+    order = [a.name for a in out]
+    if "classify" not in order or "hessian" not in order or order.index("hessian") > order.index("classify"):
+        raise ConfigError("analysis.analyzers must contain \"hessian\" and then \"classify\" (results are classified "
+                          "from the Hessian spectrum)")
+    if "symmetry" in order and not order.index("hessian") < order.index("symmetry") < order.index("classify"):
+        raise ConfigError("analysis.analyzers: put \"symmetry\" between \"hessian\" and \"classify\"")
+    if len(set(order)) != len(order):
+        raise ConfigError(f"analysis.analyzers = {names!r} lists an analyzer twice")
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Built:
+    """Everything :func:`landscape.explore` needs for one config: ``explore(built.problem, built.flow, ...)``."""
+
+    problem: Any
+    flow: Any
+    init: Any
+    polish: Polish
+    analyzers: tuple
+    seed: int
+    count: int
+
+
+def build(cfg: Config, *, problem=None) -> Built:
+    """Resolve a validated config into library objects (``problem`` reuses an already built problem)."""
+    return Built(problem=build_problem(cfg) if problem is None else problem, flow=build_flow(cfg.flow),
+                 init=build_init(cfg.init), polish=build_polish(cfg.polish), analyzers=build_analyzers(cfg.analysis),
+                 seed=cfg.init.seed, count=cfg.init.count)

@@ -1,4 +1,4 @@
-"""Dense Hessians and their spectra in float64, for one student (vmap outside).
+"""Dense Hessians and their spectra in float64, for one student (vmap outside), and the Hessian analyzer.
 
 The Hessian is taken with respect to the trainable parameters flattened by ``jax.flatten_util.ravel_pytree``
 (a dict flattens in sorted-key order: ``"a"``, ``"b"``, ``"w"``, each leaf row-major). It is symmetrised,
@@ -12,15 +12,15 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from ..problem.problem import loss
+from .analyzer import AbstractAnalyzer
 
-__all__ = ["flat_loss", "hessian_matrix", "hvp", "spectrum", "eigh"]
+__all__ = ["flat_loss", "hessian_matrix", "hessians", "hvp", "spectrum", "eigh", "HessianSpectrum"]
 
 
 def flat_loss(problem, theta):
     """``(f, flat)``: the loss as a function of the flattened trainable vector, and that vector at ``theta``."""
     flat, unravel = ravel_pytree(theta)
-    return (lambda z: loss(problem, unravel(z))), flat
+    return (lambda z: problem.loss(unravel(z))), flat
 
 
 def hessian_matrix(problem, theta):
@@ -28,6 +28,12 @@ def hessian_matrix(problem, theta):
     f, flat = flat_loss(problem, theta)
     h = jax.hessian(f)(flat)
     return 0.5 * (h + h.T)
+
+
+@jax.jit
+def hessians(problem, thetas):
+    """Batched :func:`hessian_matrix`: (n, P, P) for trainable dicts with a leading axis n (one jit per shape)."""
+    return jax.vmap(lambda t: hessian_matrix(problem, t))(thetas)
 
 
 def hvp(problem, theta, v):
@@ -44,3 +50,22 @@ def eigh(h):
 def spectrum(problem, theta):
     """Sorted Hessian eigenvalues at ``theta``, shape (P,)."""
     return jnp.linalg.eigvalsh(hessian_matrix(problem, theta))
+
+
+class HessianSpectrum(AbstractAnalyzer):
+    """The dense Hessian at a point and its sorted eigenvalues (jitted and vmapped over the batch).
+
+    Returns ``eigenvalues`` (P,) (stored per point) and ``_hessian`` (P, P) (passed to later analyzers).
+    Runs on every finite point, certified or not, so spectra of not-converged points can be inspected too.
+
+    Example:
+        >>> import landscape as ls
+        >>> ls.HessianSpectrum().name
+        'hessian'
+    """
+
+    name = "hessian"
+
+    def __call__(self, problem, point, previous):
+        h = hessian_matrix(problem, point.theta)
+        return {"eigenvalues": jnp.linalg.eigvalsh(h), "_hessian": h}

@@ -9,7 +9,7 @@ ReLU population loss this is the robust choice: measured on d = k = 4 (16 inits,
 that jumps at the kinks of the ReLU kernel), runs ~40x slower and compiles ~4x longer. Implicit solvers pay off
 for smooth problems that are genuinely stiff over a long horizon: for a softplus student near its teacher
 (Hessian eigenvalues from 1e-5 to 4, t_max = 1e4) Tsit5 needs 10k-13k steps, Kvaerno5 190-300 (15x faster
-runs); pass ``solver=diffrax.Kvaerno5()`` to :func:`landscape.flow.make_flow` there.
+runs); pass ``solver=diffrax.Kvaerno5()`` to :class:`GradientFlow` there.
 
 Stopping: a boolean diffrax Event ends the solve at the end of the first accepted step where |grad L| <= grad_tol,
 or where the state is NaN/inf or diverged (loss > 1e30). ``throw=False`` so a failing element never aborts a
@@ -43,11 +43,20 @@ __all__ = ["GradientFlow"]
 class GradientFlow(AbstractFlow):
     """Gradient flow on [0, t_max] stopped at |grad L| <= grad_tol; numbers are traced, structure static.
 
-    Attributes:
-        t_max, grad_tol, rtol, atol, t_min: traced scalars (t_min = first nonzero snapshot time).
+    Args:
+        t_max: time horizon (traced).
+        grad_tol: stop once |grad L| <= grad_tol (traced).
+        rtol, atol: step-size controller tolerances (traced).
+        t_min: first nonzero snapshot time (traced; default t_max * 1e-6).
         max_steps: diffrax step budget (static: it bounds the solver loop).
-        n_snapshots, save_params: static snapshot settings.
-        solver: the diffrax solver (static), Tsit5 by default.
+        n_snapshots, save_params: static snapshot settings (S log-spaced times; also store parameters there).
+        solver: the diffrax solver (static), Tsit5 by default; ``diffrax.Kvaerno5()`` for stiff smooth problems.
+
+    Example:
+        >>> import landscape as ls
+        >>> flow = ls.GradientFlow(t_max=300.0)
+        >>> float(flow.t_max), flow.n_snapshots
+        (300.0, 64)
     """
 
     t_max: jax.Array
@@ -58,7 +67,20 @@ class GradientFlow(AbstractFlow):
     max_steps: int = eqx.field(static=True)
     n_snapshots: int = eqx.field(static=True)
     save_params: bool = eqx.field(static=True)
-    solver: diffrax.AbstractSolver = eqx.field(static=True, default_factory=lambda: diffrax.Tsit5(scan_kind="lax"))
+    solver: diffrax.AbstractSolver = eqx.field(static=True)
+
+    def __init__(self, t_max=1.0e4, *, grad_tol=1.0e-9, rtol=1.0e-8, atol=1.0e-10, t_min=None,
+                 max_steps: int = 200_000, n_snapshots: int = 64, save_params: bool = False,
+                 solver: diffrax.AbstractSolver | None = None):
+        self.t_max = jnp.asarray(t_max, float)
+        self.grad_tol = jnp.asarray(grad_tol, float)
+        self.rtol = jnp.asarray(rtol, float)
+        self.atol = jnp.asarray(atol, float)
+        self.t_min = self.t_max * 1e-6 if t_min is None else jnp.asarray(t_min, float)
+        self.max_steps = int(max_steps)
+        self.n_snapshots = int(n_snapshots)
+        self.save_params = bool(save_params)
+        self.solver = diffrax.Tsit5(scan_kind="lax") if solver is None else solver
 
     def run(self, problem, theta0) -> Trajectory:
         """Integrate d theta/dt = -grad L from theta0 (one student); see the module docstring."""

@@ -13,11 +13,14 @@ small initialisation is scale << 1 (down to 1e-6):
 
 from __future__ import annotations
 
+from typing import ClassVar, final
+
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-__all__ = ["init_params", "init_batch"]
+__all__ = ["init_params", "init_batch", "AbstractInit", "GaussianInit", "OrthogonalInit", "SphereInit"]
 
 
 def _fan_in(path, shape, input_dim):
@@ -58,3 +61,42 @@ def init_batch(key, problem, count: int, *, scale, distribution: str = "gaussian
     """``count`` independent draws; every leaf gets a leading axis of size ``count``."""
     keys = jax.random.split(key, count)
     return jax.vmap(lambda k: init_params(k, problem, scale=scale, distribution=distribution))(keys)
+
+
+class AbstractInit(eqx.Module):
+    """How initial trainable parameters are drawn, for one student: ``init.sample(key, problem)``.
+
+    ``scale`` is a traced leaf (a sweep over it reuses one compilation); the distribution is the class.
+    """
+
+    scale: jax.Array
+
+    def __init__(self, scale=1.0):
+        self.scale = jnp.asarray(scale, float)
+
+    distribution: ClassVar[str]
+
+    def sample(self, key, problem):
+        """One draw theta(0) (a dict pytree of the problem's trainable shapes)."""
+        return init_params(key, problem, scale=self.scale, distribution=self.distribution)
+
+
+@final
+class GaussianInit(AbstractInit):
+    """Every entry N(0, 1 / fan_in) times ``scale`` (scale 1: LeCun/Xavier; scale << 1: small initialisation)."""
+
+    distribution: ClassVar[str] = "gaussian"
+
+
+@final
+class OrthogonalInit(AbstractInit):
+    """Weight matrices with orthonormal rows (or columns) times ``scale``; other entries as :class:`GaussianInit`."""
+
+    distribution: ClassVar[str] = "orthogonal"
+
+
+@final
+class SphereInit(AbstractInit):
+    """The whole trainable vector uniform on the sphere of radius ``scale`` (Kumar & Haupt 2024: delta * w0)."""
+
+    distribution: ClassVar[str] = "sphere"

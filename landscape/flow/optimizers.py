@@ -1,8 +1,15 @@
-"""Discrete optimisers (gd, heavy-ball momentum, adam via optax) for one student, with the flow's stopping rule.
+"""Any optax optimiser run on one student, with the flow's stopping rule (:class:`OptaxFlow`).
 
-    gd:        theta_{k+1} = theta_k - lr grad L(theta_k)
-    momentum:  v_{k+1} = m v_k + grad L(theta_k),  theta_{k+1} = theta_k - lr v_{k+1}   (optax.sgd(lr, momentum=m))
-    adam:      optax.adam(lr) with its default betas and eps
+    OptaxFlow(optax.sgd, learning_rate=0.1)                 gd: theta_{k+1} = theta_k - lr grad L(theta_k)
+    OptaxFlow(optax.sgd, learning_rate=0.1, momentum=0.9)   heavy ball: v <- m v + g, theta <- theta - lr v
+    OptaxFlow(optax.adam, learning_rate=1e-3)               adam with optax's default betas and eps
+    OptaxFlow(optax.inject_hyperparams(optax.adam)(learning_rate=1e-3), learning_rate=lr)
+    OptaxFlow(optax.chain(...))                             any GradientTransformation, hyperparameters fixed
+
+The optimiser (a factory such as ``optax.sgd`` or a ``GradientTransformation``) is static; the keyword
+hyperparameters are traced array leaves. A factory is called with them inside the trace; for a transformation made
+by ``optax.inject_hyperparams`` they replace the values in its state. Either way a sweep over the learning rate
+reuses one compilation (keep the same factory or transformation object: a new object is a new static value).
 
 At most ``steps`` updates; the run stops at the first iterate with |grad L| <= grad_tol (CONVERGED) or with NaN/inf
 or loss > 1e30 (NONFINITE), otherwise after ``steps`` updates (T_MAX: the horizon t = steps * lr). Snapshots at
@@ -31,48 +38,78 @@ from .trajectory import (
     summaries,
 )
 
-__all__ = ["OptaxFlow", "OPTAX_METHODS"]
-
-OPTAX_METHODS = ("gd", "momentum", "adam")
+__all__ = ["OptaxFlow"]
 
 
 class OptaxFlow(AbstractFlow):
-    """An optax optimiser run for at most ``steps`` steps; lr, momentum, steps, grad_tol are traced.
+    """An optax optimiser run for at most ``steps`` steps; see the module docstring.
 
-    Attributes:
-        method: "gd" | "momentum" | "adam" (static).
-        lr, momentum, grad_tol: traced scalars; steps: traced int.
+    Args:
+        optimizer: an optax factory (``optax.sgd``, ``optax.adam``, ...) or a ``GradientTransformation`` (static).
+        steps: maximal number of updates (traced int).
+        grad_tol: stop at the first iterate with |grad L| <= grad_tol (traced).
         n_snapshots, save_params: static snapshot settings.
+        **hyperparams: traced hyperparameters (``learning_rate``, ``momentum``, ...): the factory's keyword
+            arguments, or entries of an ``inject_hyperparams`` state. Time is reported as t = step * learning_rate.
+
+    Example:
+        >>> import optax, landscape as ls
+        >>> flow = ls.OptaxFlow(optax.sgd, learning_rate=0.5, steps=1000)
+        >>> float(flow.hyperparams["learning_rate"])
+        0.5
     """
 
-    method: str = eqx.field(static=True)
-    lr: jax.Array
-    momentum: jax.Array
+    optimizer: object = eqx.field(static=True)
+    hyperparams: dict
     steps: jax.Array
     grad_tol: jax.Array
     n_snapshots: int = eqx.field(static=True)
     save_params: bool = eqx.field(static=True)
 
-    def __check_init__(self):
-        if self.method not in OPTAX_METHODS:
-            raise ValueError(f"flow.method = {self.method!r} is not an optax method; use one of {OPTAX_METHODS}")
+    def __init__(self, optimizer, *, steps=20_000, grad_tol=1.0e-9, n_snapshots: int = 64, save_params: bool = False,
+                 **hyperparams):
+        is_transform = isinstance(optimizer, optax.GradientTransformation)
+        if not (is_transform or callable(optimizer)):
+            raise TypeError(f"OptaxFlow needs an optax factory or GradientTransformation, got {optimizer!r}")
+        self.optimizer = optimizer
+        self.hyperparams = {k: jnp.asarray(v, float) for k, v in hyperparams.items()}
+        self.steps = jnp.asarray(steps, jnp.int32)
+        self.grad_tol = jnp.asarray(grad_tol, float)
+        self.n_snapshots = int(n_snapshots)
+        self.save_params = bool(save_params)
 
-    def optimizer(self) -> optax.GradientTransformation:
-        """The optax transformation for ``method`` with the traced lr (and momentum)."""
-        if self.method == "gd":
-            return optax.sgd(self.lr)
-        if self.method == "momentum":
-            return optax.sgd(self.lr, momentum=self.momentum)
-        return optax.adam(self.lr)
+    def _transformation(self) -> optax.GradientTransformation:
+        if isinstance(self.optimizer, optax.GradientTransformation):
+            return self.optimizer
+        return self.optimizer(**self.hyperparams)
+
+    def _init_state(self, opt, theta0):
+        state = opt.init(theta0)
+        if isinstance(self.optimizer, optax.GradientTransformation) and self.hyperparams:
+            if not hasattr(state, "hyperparams"):
+                raise ValueError("hyperparameters given for a GradientTransformation without injected "
+                                 "hyperparameters; wrap its factory with optax.inject_hyperparams or pass the factory")
+            hp = dict(state.hyperparams)
+            unknown = sorted(set(self.hyperparams) - set(hp))
+            if unknown:
+                raise ValueError(f"unknown hyperparameter {unknown[0]!r}; the optimiser has {sorted(hp)}")
+            hp.update({k: v.astype(jnp.asarray(hp[k]).dtype) for k, v in self.hyperparams.items()})
+            state = state._replace(hyperparams=hp)
+        return state
+
+    @property
+    def time_scale(self):
+        """Time per step: the learning rate when it is a hyperparameter, else 1."""
+        return self.hyperparams.get("learning_rate", jnp.asarray(1.0))
 
     def run(self, problem, theta0) -> Trajectory:
         """Run the optimiser from theta0 (one student); see the module docstring."""
-        opt = self.optimizer()
+        opt = self._transformation()
         vg = jax.value_and_grad(problem.loss)
         steps = jnp.asarray(self.steps, jnp.int32)
         idx = snapshot_steps(steps, self.n_snapshots)
         # carry: (theta, opt_state, step, done, converged)
-        carry0 = (theta0, opt.init(theta0), jnp.int32(0), jnp.bool_(False), jnp.bool_(False))
+        carry0 = (theta0, self._init_state(opt, theta0), jnp.int32(0), jnp.bool_(False), jnp.bool_(False))
 
         def body(c):
             theta, state, k, done, conv = c
@@ -97,7 +134,7 @@ class OptaxFlow(AbstractFlow):
             [bad, conv | (final["grad_norm"] <= self.grad_tol)], [NONFINITE, CONVERGED], default=T_MAX
         ).astype(jnp.int32)
         snaps = mask_after_stop(snaps, reached)
-        lr = jnp.asarray(self.lr, float)
+        lr = jnp.asarray(self.time_scale, float)
         return Trajectory(
             theta=theta,
             t_final=k * lr,

@@ -118,7 +118,14 @@ def polish(problem, theta, *, tol=1e-10, max_iter: int = 100) -> PolishResult:
     return PolishResult(theta=unravel(x), loss=loss, grad_norm=gn, n_iter=it - 1, converged=gn <= tol)
 
 
-@eqx.filter_jit
 def polish_batch(problem, theta_batch, *, tol=1e-10, max_iter: int = 100) -> PolishResult:
-    """``jit(vmap(polish))`` over the leading axis of every leaf of ``theta_batch``."""
+    """``jit(vmap(polish))`` over the leading axis of every leaf of ``theta_batch``.
+
+    ``tol`` is traced (a new value reuses the compilation); ``max_iter`` is static.
+    """
+    return _polish_batch(problem, theta_batch, jnp.asarray(tol, float), max_iter=int(max_iter))
+
+
+@eqx.filter_jit
+def _polish_batch(problem, theta_batch, tol, *, max_iter: int) -> PolishResult:
     return jax.vmap(lambda th: polish(problem, th, tol=tol, max_iter=max_iter))(theta_batch)

@@ -1,7 +1,23 @@
-"""Problem layer: activations, networks, teachers, data and losses for one student."""
+"""Problem layer: activations, networks, teachers, losses and the teacher-student problem, for one student."""
 
-from .activations import Activation, get_activation
-from .networks import MLP, Network, TwoLayerNet
-from .problem import Problem, build_problem, loss
+from .activations import (
+    ACTIVATIONS,
+    AbstractActivation,
+    Activation,
+    Erf,
+    LeakyReLU,
+    ReLU,
+    ReLUPower,
+    Sigmoid,
+    Sigmoid4Softplus,
+    Softplus,
+    Tanh,
+)
+from .losses import AbstractLoss, PopulationLoss, SampleLoss
+from .networks import MLP, Network, TwoLayer
+from .problem import Problem, TeacherStudent, loss, loss_accurate
+from .teachers import Teacher
 
-__all__ = ["Activation", "get_activation", "MLP", "Network", "TwoLayerNet", "Problem", "build_problem", "loss"]
+__all__ = ["ACTIVATIONS", "AbstractActivation", "Activation", "Erf", "LeakyReLU", "ReLU", "ReLUPower", "Sigmoid",
+           "Sigmoid4Softplus", "Softplus", "Tanh", "AbstractLoss", "PopulationLoss", "SampleLoss", "MLP", "Network",
+           "TwoLayer", "Problem", "TeacherStudent", "loss", "loss_accurate", "Teacher"]

@@ -1,140 +1,299 @@
-"""Activation functions and the symmetry facts each one carries.
+"""Activation functions as strategy objects: each carries its function, its symmetry facts and its pair kernel.
 
-An :class:`Activation` is a frozen, hashable description (name and parameters) so it can be a static field of
-a jitted problem. It declares the facts the symmetry analysis needs (papers.md, section 1):
+An activation is a frozen, hashable dataclass (so it can be a static field of a jitted problem) deriving from
+:class:`AbstractActivation`. Every concrete class is final and holds everything about one activation, so adding
+an activation touches this file only:
 
-- ``homogeneity``: degree p of positive homogeneity, sigma(c z) = c^p sigma(z) for c > 0 (relu: 1, relu^p: p),
-  or ``None``. Positively homogeneous activations have the rescaling symmetry (w, b, a) -> (c w, c b, a / c^p).
-- ``odd``: sigma(-z) = -sigma(z) (tanh, erf): sign flips (w, b, a) -> (-w, -b, -a) are symmetries.
-- ``zero_at_zero``: sigma(0) = 0, so a neuron with w = 0 and b = 0 contributes nothing.
-- ``smooth``: C-infinity, so Price's theorem and second-order splitting analysis (sigma'') apply.
+- ``__call__(z)``: sigma applied elementwise;
+- the symmetry facts the analysis needs (``../shared/papers.md`` section 1; README "Numerics"):
 
-Names accepted by :func:`get_activation`: ``relu``, ``leaky_relu(alpha)``, ``relu^p`` (polynomial ReLU),
-``softplus``, ``tanh``, ``erf``, ``sigmoid`` and ``sigmoid4_softplus`` (g(z) = sigmoid(4 z) + softplus(z), smooth
-and without any sign or scaling symmetry).
+  - ``homogeneity``: degree p of positive homogeneity, sigma(c z) = c^p sigma(z) for c > 0 (relu: 1, relu^p: p),
+    or ``None``. Positively homogeneous activations have the rescaling symmetry (w, b, a) -> (c w, c b, a / c^p);
+  - ``odd``: sigma(-z) = -sigma(z) (tanh, erf): sign flips (w, b, a) -> (-w, -b, -a) are symmetries;
+  - ``zero_at_zero``: sigma(0) = 0, so a neuron with w = 0 and b = 0 contributes nothing;
+  - ``smooth``: C-infinity, so Price's theorem and second-order splitting analysis (sigma'') apply;
+
+- ``pair_kernel(w, v)``: the closed form of k(w, v) = E_x[sigma(w . x) sigma(v . x)], x ~ N(0, I_d), without
+  biases, or ``None`` from :meth:`AbstractActivation.pair_kernel` when there is none (the population loss then
+  uses 2-D Gaussian quadrature, :mod:`landscape.problem.kernels`, which needs a smooth activation);
+- ``quadrature_order``: nodes per dimension that quadrature uses by default.
+
+Example:
+    >>> import landscape as ls
+    >>> act = ls.LeakyReLU(0.1)
+    >>> act.homogeneity, act.odd, act.label
+    (1.0, False, 'leaky_relu(0.1)')
+
+Strings such as ``"leaky_relu(0.1)"`` are parsed into these objects in :mod:`landscape.config` only.
 """
 
 from __future__ import annotations
 
-import re
+import abc
+import math
 from dataclasses import dataclass
+from typing import ClassVar, final
 
 import jax
 import jax.numpy as jnp
 
-__all__ = ["Activation", "get_activation", "ACTIVATION_NAMES"]
+from .kernel_math import g_small_angle, half_linear, safe_sqrt
 
-ACTIVATION_NAMES = (
-    "relu",
-    "leaky_relu(alpha)",
-    "relu^p",
-    "softplus",
-    "tanh",
-    "erf",
-    "sigmoid",
-    "sigmoid4_softplus",
-)
+__all__ = [
+    "AbstractActivation",
+    "Activation",
+    "ReLU",
+    "LeakyReLU",
+    "ReLUPower",
+    "Softplus",
+    "Tanh",
+    "Erf",
+    "Sigmoid",
+    "Sigmoid4Softplus",
+    "ACTIVATIONS",
+    "relu_kernel",
+    "leaky_relu_kernel",
+    "erf_kernel",
+]
+
+DEFAULT_ORDER = 128
+"""Quadrature nodes per dimension: error <= 3e-11 for |w|, |v| <= 3 for the smooth activations (tests/test_kernels)."""
 
 
-@dataclass(frozen=True)
-class Activation:
-    """A scalar activation sigma and its symmetry facts (see module docstring).
+class AbstractActivation(abc.ABC):
+    """A scalar activation sigma with its symmetry facts and (optionally) its closed-form Gaussian pair kernel.
 
-    ``param`` holds alpha for leaky_relu and p for relu^p, else ``None``. Call it on arrays: ``act(z)``.
+    Subclasses are frozen dataclasses and final. Class attributes state the facts; ``label`` is the name as a
+    config writes it.
     """
 
-    name: str
-    param: float | None = None
+    name: ClassVar[str]
+    homogeneity: ClassVar[float | None] = None
+    odd: ClassVar[bool] = False
+    zero_at_zero: ClassVar[bool] = False
+    smooth: ClassVar[bool] = False
+    quadrature_order: ClassVar[int] = DEFAULT_ORDER
 
+    @abc.abstractmethod
     def __call__(self, z):
-        n, p = self.name, self.param
-        if n == "relu":
-            return jax.nn.relu(z)
-        if n == "leaky_relu":
-            return jnp.where(z > 0, z, p * z)
-        if n == "relu_p":
-            r = jax.nn.relu(z)
-            return r ** int(p)
-        if n == "softplus":
-            return jax.nn.softplus(z)
-        if n == "tanh":
-            return jnp.tanh(z)
-        if n == "erf":
-            return jax.scipy.special.erf(z)
-        if n == "sigmoid":
-            return jax.nn.sigmoid(z)
-        if n == "sigmoid4_softplus":
-            return jax.nn.sigmoid(4.0 * z) + jax.nn.softplus(z)
-        raise ValueError(f"unknown activation {n!r}")
+        """sigma(z), elementwise."""
 
     @property
     def label(self) -> str:
-        """The name as written in configs (``leaky_relu(0.1)``, ``relu^2``)."""
-        if self.name == "leaky_relu":
-            return f"leaky_relu({self.param:g})"
-        if self.name == "relu_p":
-            return f"relu^{int(self.param)}"
+        """The name as written in configs (``relu``, ``leaky_relu(0.1)``, ``relu^2``)."""
         return self.name
 
-    @property
-    def homogeneity(self) -> float | None:
-        """Degree p of positive homogeneity sigma(c z) = c^p sigma(z), c > 0; None if not homogeneous."""
-        if self.name in ("relu", "leaky_relu"):
-            return 1.0
-        if self.name == "relu_p":
-            return float(self.param)
+    def pair_kernel(self, w, v):
+        """Closed form of E[sigma(w . x) sigma(v . x)], x ~ N(0, I_d), for w, v of shape (d,); None if none exists."""
         return None
 
     @property
-    def odd(self) -> bool:
-        """Whether sigma(-z) = -sigma(z)."""
-        return self.name in ("tanh", "erf")
-
-    @property
-    def zero_at_zero(self) -> bool:
-        """Whether sigma(0) = 0."""
-        return self.name in ("relu", "leaky_relu", "relu_p", "tanh", "erf")
-
-    @property
-    def smooth(self) -> bool:
-        """Whether sigma is C-infinity (needed for Price's theorem and sigma'' in splitting analysis)."""
-        return self.name in ("softplus", "tanh", "erf", "sigmoid", "sigmoid4_softplus")
+    def has_closed_form(self) -> bool:
+        """Whether :meth:`pair_kernel` gives a closed form (without biases)."""
+        return type(self).pair_kernel is not AbstractActivation.pair_kernel
 
     def facts(self) -> dict:
         """The symmetry facts as a plain dict (for summaries and reports)."""
-        return {
-            "activation": self.label,
-            "homogeneity": self.homogeneity,
-            "odd": self.odd,
-            "zero_at_zero": self.zero_at_zero,
-            "smooth": self.smooth,
-        }
+        return {"activation": self.label, "homogeneity": self.homogeneity, "odd": self.odd,
+                "zero_at_zero": self.zero_at_zero, "smooth": self.smooth}
 
 
-_PARAM_RE = re.compile(r"^leaky_relu\(\s*([-+0-9.eE]+)\s*\)$")
-_POWER_RE = re.compile(r"^relu\^\s*([0-9]+)$")
+Activation = AbstractActivation
+"""Alias used in type hints across the package."""
 
 
-def get_activation(spec: str) -> Activation:
-    """Parse an activation name as written in configs, e.g. ``"relu"``, ``"leaky_relu(0.1)"``, ``"relu^2"``.
+def relu_kernel(w, v):
+    """E[relu(w.x) relu(v.x)] for x ~ N(0, I): the arc-cosine kernel of degree 1 (Cho & Saul 2009).
 
-    Raises ``ValueError`` with the accepted names if ``spec`` is not one of them.
+        k(w, v) = |w||v| / (2 pi) g(pi - theta) = w . v / 2 + |w||v| / (2 pi) g(theta),  g(t) = sin t - t cos t.
+
+    Evaluated in the form whose g argument is <= pi/2, with theta = 2 atan2(|u - z|, |u + z|) from unit vectors
+    (accurate for tiny angles) and guarded square roots, so values and derivatives are the limits at parallel,
+    antiparallel and coincident neurons; k(0, v) and all its derivatives are 0 (relu'(0) = 0).
     """
-    s = spec.strip().lower()
-    if s in ("relu", "softplus", "tanh", "erf", "sigmoid", "sigmoid4_softplus"):
-        return Activation(s)
-    if s == "leaky_relu":
-        return Activation("leaky_relu", 0.01)
-    m = _PARAM_RE.match(s)
-    if m:
-        alpha = float(m.group(1))
-        if not 0.0 <= alpha < 1.0:
-            raise ValueError(f"leaky_relu slope must be in [0, 1), got {alpha}")
-        return Activation("leaky_relu", alpha)
-    m = _POWER_RE.match(s)
-    if m:
-        p = int(m.group(1))
-        if p < 1:
-            raise ValueError(f"relu^p needs an integer p >= 1, got {p}")
-        return Activation("relu") if p == 1 else Activation("relu_p", float(p))
-    raise ValueError(f"unknown activation {spec!r}; use one of: {', '.join(ACTIVATION_NAMES)}")
+    nw2, nv2 = w @ w, v @ v
+    ok = (nw2 > 0) & (nv2 > 0)
+    nw, nv = safe_sqrt(nw2), safe_sqrt(nv2)
+    u = w / jnp.where(ok, nw, 1.0)
+    z = v / jnp.where(ok, nv, 1.0)
+    dm2 = jnp.sum((u - z) ** 2)  # |u - z|^2 = 4 sin^2(theta/2)
+    dp2 = jnp.sum((u + z) ** 2)  # |u + z|^2 = 4 cos^2(theta/2)
+    dm, dp = safe_sqrt(dm2), safe_sqrt(dp2)
+    acute = dm2 <= dp2
+    theta = 2.0 * jnp.arctan2(dm, jnp.where(acute, dp, 1.0))  # used only when acute
+    phi = 2.0 * jnp.arctan2(dp, jnp.where(acute, 1.0, dm))  # pi - theta, used only when obtuse
+    n = nw * nv / (2.0 * math.pi)
+    k_acute = 0.5 * (w @ v) + n * g_small_angle(jnp.where(acute, theta, 0.0))
+    k_obtuse = n * g_small_angle(jnp.where(acute, 0.0, phi))
+    return jnp.where(ok, jnp.where(acute, k_acute, k_obtuse), 0.0)
+
+
+def leaky_relu_kernel(w, v, alpha):
+    """E[leaky(w.x) leaky(v.x)] for leaky(z) = alpha z + (1 - alpha) relu(z); see :class:`LeakyReLU`."""
+    cross = half_linear(w, v) + half_linear(v, w)
+    return alpha * alpha * (w @ v) + alpha * (1.0 - alpha) * cross + (1.0 - alpha) ** 2 * relu_kernel(w, v)
+
+
+def erf_kernel(w, v):
+    """E[erf(w.x) erf(v.x)] = (2/pi) arcsin(2 w.v / sqrt((1 + 2|w|^2)(1 + 2|v|^2))) (Williams 1997)."""
+    return (2.0 / math.pi) * jnp.arcsin(2.0 * (w @ v) / jnp.sqrt((1.0 + 2.0 * (w @ w)) * (1.0 + 2.0 * (v @ v))))
+
+
+@final
+@dataclass(frozen=True)
+class ReLU(AbstractActivation):
+    """sigma(z) = max(z, 0); 1-homogeneous; closed-form arc-cosine kernel (:func:`relu_kernel`)."""
+
+    name: ClassVar[str] = "relu"
+    homogeneity: ClassVar[float | None] = 1.0
+    zero_at_zero: ClassVar[bool] = True
+
+    def __call__(self, z):
+        return jax.nn.relu(z)
+
+    def pair_kernel(self, w, v):
+        return relu_kernel(w, v)
+
+
+@final
+@dataclass(frozen=True)
+class LeakyReLU(AbstractActivation):
+    """sigma(z) = z for z > 0, alpha z otherwise (0 <= alpha < 1); 1-homogeneous.
+
+    Kernel: leaky(z) = alpha z + (1 - alpha) relu(z) and E[u relu(v)] = E[u v] / 2 give
+        k(w, v) = alpha^2 w.v + alpha (1 - alpha) (E[relu(w.x) v.x] + E[w.x relu(v.x)]) + (1 - alpha)^2 k_relu,
+    written so that derivatives at a zero neuron follow relu'(0) = 0 (leaky'(0) = alpha), like autodiff.
+    """
+
+    alpha: float = 0.01
+    name: ClassVar[str] = "leaky_relu"
+    homogeneity: ClassVar[float | None] = 1.0
+    zero_at_zero: ClassVar[bool] = True
+
+    def __post_init__(self):
+        if not 0.0 <= self.alpha < 1.0:
+            raise ValueError(f"leaky_relu slope must be in [0, 1), got {self.alpha}")
+
+    def __call__(self, z):
+        return jnp.where(z > 0, z, self.alpha * z)
+
+    @property
+    def label(self) -> str:
+        return f"leaky_relu({self.alpha:g})"
+
+    @property
+    def param(self) -> float:
+        return self.alpha
+
+    def pair_kernel(self, w, v):
+        return leaky_relu_kernel(w, v, self.alpha)
+
+
+@final
+@dataclass(frozen=True)
+class ReLUPower(AbstractActivation):
+    """sigma(z) = max(z, 0)^p for an integer p >= 2 (polynomial ReLU); p-homogeneous. No closed form here."""
+
+    p: int = 2
+
+    name: ClassVar[str] = "relu_p"
+    zero_at_zero: ClassVar[bool] = True
+
+    def __post_init__(self):
+        if not isinstance(self.p, int) or self.p < 2:
+            raise ValueError(f"relu^p needs an integer p >= 2 (use ReLU() for p = 1), got {self.p!r}")
+
+    def __call__(self, z):
+        return jax.nn.relu(z) ** self.p
+
+    @property
+    def homogeneity(self) -> float:  # type: ignore[override]
+        return float(self.p)
+
+    @property
+    def param(self) -> float:
+        return float(self.p)
+
+    @property
+    def label(self) -> str:
+        return f"relu^{self.p}"
+
+
+@final
+@dataclass(frozen=True)
+class Softplus(AbstractActivation):
+    """sigma(z) = log(1 + e^z); smooth, no symmetry of its own."""
+
+    name: ClassVar[str] = "softplus"
+    smooth: ClassVar[bool] = True
+
+    def __call__(self, z):
+        return jax.nn.softplus(z)
+
+
+@final
+@dataclass(frozen=True)
+class Tanh(AbstractActivation):
+    """sigma(z) = tanh z; smooth and odd."""
+
+    name: ClassVar[str] = "tanh"
+    odd: ClassVar[bool] = True
+    zero_at_zero: ClassVar[bool] = True
+    smooth: ClassVar[bool] = True
+
+    def __call__(self, z):
+        return jnp.tanh(z)
+
+
+@final
+@dataclass(frozen=True)
+class Erf(AbstractActivation):
+    """sigma(z) = erf z; smooth and odd. Kernel (Williams 1997):
+
+        k(w, v) = (2 / pi) arcsin(2 w.v / sqrt((1 + 2|w|^2)(1 + 2|v|^2))),  smooth everywhere.
+    """
+
+    name: ClassVar[str] = "erf"
+    odd: ClassVar[bool] = True
+    zero_at_zero: ClassVar[bool] = True
+    smooth: ClassVar[bool] = True
+
+    def __call__(self, z):
+        return jax.scipy.special.erf(z)
+
+    def pair_kernel(self, w, v):
+        return erf_kernel(w, v)
+
+
+@final
+@dataclass(frozen=True)
+class Sigmoid(AbstractActivation):
+    """sigma(z) = 1 / (1 + e^-z); smooth."""
+
+    name: ClassVar[str] = "sigmoid"
+    smooth: ClassVar[bool] = True
+
+    def __call__(self, z):
+        return jax.nn.sigmoid(z)
+
+
+@final
+@dataclass(frozen=True)
+class Sigmoid4Softplus(AbstractActivation):
+    """sigma(z) = sigmoid(4 z) + softplus(z): smooth and without any sign or scaling symmetry (Şimşek et al. 2021).
+
+    sigmoid(4 z) has poles at distance pi/4 from the real axis; its 4th-derivative moments (Hessians) need 192+
+    quadrature nodes for 1e-10 consistency between Price Hessians and finite differences, hence 256.
+    """
+
+    name: ClassVar[str] = "sigmoid4_softplus"
+    smooth: ClassVar[bool] = True
+    quadrature_order: ClassVar[int] = 256
+
+    def __call__(self, z):
+        return jax.nn.sigmoid(4.0 * z) + jax.nn.softplus(z)
+
+
+ACTIVATIONS: tuple[type[AbstractActivation], ...] = (ReLU, LeakyReLU, ReLUPower, Softplus, Tanh, Erf, Sigmoid,
+                                                     Sigmoid4Softplus)
+"""Every concrete activation class."""

@@ -1,6 +1,7 @@
 """Gaussian kernels k(w, v) = E_x[sigma(w . x + b) sigma(v . x + c)], x ~ N(0, I_d), for the population loss.
 
-Closed forms (no biases), written to stay smooth at parallel, antiparallel and coincident neurons:
+Closed forms (no biases) belong to each activation (:meth:`AbstractActivation.pair_kernel` in
+:mod:`landscape.problem.activations`), written to stay smooth at parallel, antiparallel and coincident neurons:
 
 - ReLU, arc-cosine kernel (Cho & Saul 2009), with g(t) = sin t - t cos t:
       k(w, v) = |w||v| / (2 pi) * (sin theta + (pi - theta) cos theta) = |w||v| / (2 pi) * g(pi - theta)
@@ -38,86 +39,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .activations import Activation
+from .activations import DEFAULT_ORDER, Activation
 
 __all__ = [
     "DEFAULT_ORDER",
     "default_order",
-    "relu_kernel",
-    "leaky_relu_kernel",
-    "erf_kernel",
     "gauss_kernel",
     "pair_kernel",
     "has_closed_form",
 ]
 
-DEFAULT_ORDER = 128
-"""Quadrature nodes per dimension: error <= 3e-11 for |w|, |v| <= 3 and all smooth activations except
-sigmoid4_softplus (<= 1e-8 for norms <= 2, 1e-6 at 3); see tests/test_kernels.py and the report in the commit log."""
-
 
 def default_order(act: Activation) -> int:
-    """Nodes per dimension used when ``order`` is None: DEFAULT_ORDER, 256 for the steep sigmoid4_softplus.
-
-    sigmoid(4 z) has poles at distance pi/4 from the real axis; its 4th-derivative moments (Hessians) need 192+
-    nodes for 1e-10 consistency between Price Hessians and finite differences of Price gradients at |w| ~ 1.3.
-    """
-    return 256 if act.name == "sigmoid4_softplus" else DEFAULT_ORDER
-
-
-def _safe_sqrt(x):
-    """sqrt(x) for x >= 0 whose derivative at 0 is taken as 0 instead of inf (double-where trick)."""
-    pos = x > 0
-    return jnp.where(pos, jnp.sqrt(jnp.where(pos, x, 1.0)), 0.0)
-
-
-def _g(t):
-    """g(t) = sin t - t cos t for t in [0, pi/2]; series for small t to avoid cancellation."""
-    small = t < 0.1
-    ts = jnp.where(small, t, 0.0)
-    t2 = ts * ts
-    series = ts**3 * (1.0 / 3 - t2 * (1.0 / 30 - t2 * (1.0 / 840 - t2 * (1.0 / 45360 - t2 / 3991680))))
-    tl = jnp.where(small, 0.1, t)
-    return jnp.where(small, series, jnp.sin(tl) - tl * jnp.cos(tl))
-
-
-def relu_kernel(w, v):
-    """E[relu(w.x) relu(v.x)] for x ~ N(0, I); arc-cosine kernel of degree 1, smooth at parallel neurons."""
-    nw2, nv2 = w @ w, v @ v
-    ok = (nw2 > 0) & (nv2 > 0)
-    nw, nv = _safe_sqrt(nw2), _safe_sqrt(nv2)
-    u = w / jnp.where(ok, nw, 1.0)
-    z = v / jnp.where(ok, nv, 1.0)
-    dm2 = jnp.sum((u - z) ** 2)  # |u - z|^2 = 4 sin^2(theta/2)
-    dp2 = jnp.sum((u + z) ** 2)  # |u + z|^2 = 4 cos^2(theta/2)
-    dm, dp = _safe_sqrt(dm2), _safe_sqrt(dp2)
-    acute = dm2 <= dp2
-    theta = 2.0 * jnp.arctan2(dm, jnp.where(acute, dp, 1.0))  # used only when acute
-    phi = 2.0 * jnp.arctan2(dp, jnp.where(acute, 1.0, dm))  # pi - theta, used only when obtuse
-    n = nw * nv / (2.0 * math.pi)
-    k_acute = 0.5 * (w @ v) + n * _g(jnp.where(acute, theta, 0.0))
-    k_obtuse = n * _g(jnp.where(acute, 0.0, phi))
-    return jnp.where(ok, jnp.where(acute, k_acute, k_obtuse), 0.0)
-
-
-def _half_linear(w, v):
-    """E[relu(w.x) v.x] = w.v / 2, with value and all derivatives 0 at w = 0 (the relu'(0) = 0 convention)."""
-    return jnp.where(w @ w > 0, 0.5 * (w @ v), 0.0)
-
-
-def leaky_relu_kernel(w, v, alpha):
-    """E[leaky(w.x) leaky(v.x)] = alpha w.v + (1 - alpha)^2 k_relu(w, v), leaky(z) = alpha z + (1 - alpha) relu(z).
-
-    Written as alpha^2 w.v + alpha (1 - alpha) (E[relu(w.x) v.x] + E[w.x relu(v.x)]) + (1 - alpha)^2 k_relu so that
-    derivatives at a zero neuron follow relu'(0) = 0 (leaky'(0) = alpha), like the autodiff sample loss.
-    """
-    cross = _half_linear(w, v) + _half_linear(v, w)
-    return alpha * alpha * (w @ v) + alpha * (1.0 - alpha) * cross + (1.0 - alpha) ** 2 * relu_kernel(w, v)
-
-
-def erf_kernel(w, v):
-    """E[erf(w.x) erf(v.x)] = (2/pi) arcsin(2 w.v / sqrt((1 + 2|w|^2)(1 + 2|v|^2))) (Williams 1997)."""
-    return (2.0 / math.pi) * jnp.arcsin(2.0 * (w @ v) / jnp.sqrt((1.0 + 2.0 * (w @ w)) * (1.0 + 2.0 * (v @ v))))
+    """Nodes per dimension used when ``order`` is None: the activation's ``quadrature_order`` (128; 256 for the
+    steep sigmoid4_softplus)."""
+    return int(act.quadrature_order)
 
 
 QUADRATURE_HALF_WIDTH = 9.0
@@ -207,24 +143,19 @@ def gauss_kernel(act: Activation, w, b, v, c, order: int | None = None):
 
 
 def has_closed_form(act: Activation, bias: bool) -> bool:
-    """Whether :func:`pair_kernel` uses an exact closed form for this activation."""
-    return not bias and act.name in ("relu", "leaky_relu", "erf")
+    """Whether :func:`pair_kernel` uses the activation's exact closed form (only without biases)."""
+    return not bias and act.has_closed_form
 
 
 def pair_kernel(act: Activation, w, b, v, c, order: int | None = None, bias: bool = False):
-    """k(w, v) = E[sigma(w.x + b) sigma(v.x + c)]: closed form where one exists, else quadrature.
+    """k(w, v) = E[sigma(w.x + b) sigma(v.x + c)]: the activation's closed form where one exists, else quadrature.
 
     ``b`` and ``c`` are scalars (0.0 without biases); ``bias`` (static) decides whether a closed form applies.
-    ReLU-type activations with biases have no implementation here (the config refuses them).
+    Quadrature needs a smooth activation (ReLU-type activations with biases have no kernel here; the config and
+    :class:`landscape.problem.losses.PopulationLoss` refuse them).
     """
-    if bias or not has_closed_form(act, False):
-        if not act.smooth and act.name != "erf":
-            raise ValueError(f"population kernel for {act.label} with biases is not available")
-        return gauss_kernel(act, w, b, v, c, order)
-    if act.name == "relu":
-        return relu_kernel(w, v)
-    if act.name == "leaky_relu":
-        return leaky_relu_kernel(w, v, act.param)
-    if act.name == "erf":
-        return erf_kernel(w, v)
-    raise ValueError(f"no closed-form population kernel for {act.label}")
+    if has_closed_form(act, bias):
+        return act.pair_kernel(w, v)
+    if not act.smooth:
+        raise ValueError(f"population kernel for {act.label} {'with biases ' if bias else ''}is not available")
+    return gauss_kernel(act, w, b, v, c, order)

@@ -12,6 +12,9 @@ with hidden widths (n_1, ..., n_L):
 with parameters ``{"layers": ({"w": (n_1, d), "b": (n_1,)}, ...), "a": (n_L,)}``. A two-layer net is the L = 1
 case written flat, because the symmetry analysis works on its neurons (rows of w).
 
+A network given without ``input_dim`` (``TwoLayer(width=3, activation=ReLU())``) is a student specification:
+:class:`landscape.problem.problem.TeacherStudent` fills in the teacher's input dimension.
+
 Frozen output weights are not part of the trainable pytree: the problem merges them back in before calling
 ``apply`` (see :mod:`landscape.problem.problem`). Every function here handles one input and one parameter set;
 batching is done with ``vmap`` by the caller.
@@ -19,21 +22,27 @@ batching is done with ``vmap`` by the caller.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from .activations import Activation
+from .activations import Activation, ReLU
 
-__all__ = ["TwoLayerNet", "MLP", "Network"]
+__all__ = ["TwoLayer", "MLP", "Network"]
 
 
 @dataclass(frozen=True)
-class TwoLayerNet:
-    """Two-layer network f(x) = sum_j a_j sigma(w_j . x + b_j) of width ``width`` on inputs of dim ``input_dim``."""
+class TwoLayer:
+    """Two-layer network f(x) = sum_j a_j sigma(w_j . x + b_j) of width ``width`` on inputs of dim ``input_dim``.
 
-    input_dim: int
+    Example:
+        >>> import landscape as ls
+        >>> ls.TwoLayer(width=3, activation=ls.ReLU()).width
+        3
+    """
+
     width: int
-    activation: Activation
+    activation: Activation = field(default_factory=ReLU)
     bias: bool = False
+    input_dim: int | None = None
 
     depth = 1
 
@@ -64,10 +73,13 @@ class TwoLayerNet:
 class MLP:
     """Deep MLP with hidden widths ``hidden_widths`` and a linear scalar output f(x) = a . h_L."""
 
-    input_dim: int
     hidden_widths: tuple[int, ...]
-    activation: Activation
+    activation: Activation = field(default_factory=ReLU)
     bias: bool = False
+    input_dim: int | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "hidden_widths", tuple(int(n) for n in self.hidden_widths))
 
     @property
     def depth(self) -> int:
@@ -102,5 +114,5 @@ class MLP:
         return params["a"] @ self.hidden(params, x)
 
 
-Network = TwoLayerNet | MLP
+Network = TwoLayer | MLP
 

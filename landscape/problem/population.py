@@ -19,12 +19,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from .kernels import pair_kernel
-from .networks import TwoLayerNet
+from .networks import TwoLayer
 
 __all__ = ["kernel_matrix", "gram_kernel_matrix", "population_loss"]
 
 
-def _biases(net: TwoLayerNet, params):
+def _biases(net: TwoLayer, params):
     return params["b"] if net.bias else jnp.zeros(params["w"].shape[0], params["w"].dtype)
 
 
@@ -45,7 +45,7 @@ def gram_kernel_matrix(act, w, b, *, order: int | None = None, bias: bool = Fals
     return upper + jnp.triu(upper, 1).T
 
 
-def population_loss(student: TwoLayerNet, params, teacher: TwoLayerNet, teacher_params, *, order: int | None = None):
+def population_loss(student: TwoLayer, params, teacher: TwoLayer, teacher_params, *, order: int | None = None):
     """1/2 E[(f_student(x) - f_teacher(x))^2] for x ~ N(0, I_d), exactly (closed forms) or by quadrature.
 
     ``params``/``teacher_params``: full parameter dicts {"w": (m, d), "b": (m,) if bias, "a": (m,)}. Returns a scalar.

@@ -1,94 +1,155 @@
-"""Teacher networks that label the inputs (papers.md, common setting and section 2).
+"""Teacher networks that label the inputs (``../shared/papers.md``, common setting and section 2).
 
-- ``orthonormal``: V = first r* rows of I_d, unit output weights, no biases (Safran & Shamir 2018; Arjevani &
-  Field 2021).
-- ``gaussian``: rows v_j ~ N(0, I_d / d) (fan-in normalised), output weights ones or N(0, 1), biases N(0, 1/d).
-- ``file``: an ``.npz`` with ``w`` (r*, d), ``a`` (r*,) and optionally ``b`` (r*,).
+A :class:`Teacher` is an equinox Module: its parameters are array leaves (traced, so problems that differ only in
+teacher values share one compilation), its architecture is static. Constructors:
 
-Each builder returns ``(network, params)`` with the full parameter dict of :mod:`landscape.problem.networks`.
-Deep teachers (``hidden_widths`` with more than one entry) are random Gaussian MLPs.
+- :meth:`Teacher.orthonormal`: V = first r* rows of I_d, unit output weights, no biases (Safran & Shamir 2018;
+  Arjevani & Field 2021).
+- :meth:`Teacher.gaussian`: rows v_j ~ N(0, I_d / d) (fan-in normalised), output weights ones or N(0, 1), biases
+  N(0, 1/d); with ``hidden_widths`` of more than one entry, a random Gaussian deep MLP.
+- :meth:`Teacher.from_file`: an ``.npz`` with ``w`` (r*, d), ``a`` (r*,) and optionally ``b`` (r*,).
+- ``Teacher(params={"w": ..., "a": ...})``: given arrays.
+
+The activation may be left out: :class:`landscape.problem.problem.TeacherStudent` then gives the teacher the
+student's activation.
+
+Example:
+    >>> import jax, landscape as ls
+    >>> t = ls.Teacher.gaussian(d=4, width=3, key=jax.random.key(1))
+    >>> t.params["w"].shape, t.width
+    ((3, 4), 3)
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .activations import Activation
-from .networks import MLP, TwoLayerNet
+from .networks import MLP, Network, TwoLayer
 
-__all__ = ["make_teacher", "output_weight_values"]
+__all__ = ["Teacher", "output_weight_values"]
 
 
 def output_weight_values(spec, width: int, key) -> jnp.ndarray:
-    """Output weights from a spec: ``"ones"``, ``"gaussian"``, a number (all equal) or a list of numbers."""
+    """Output weights from a spec: ``"ones"``, ``"gaussian"`` (N(0, 1) from ``key``), a number or an array."""
     if isinstance(spec, str):
         if spec == "ones":
             return jnp.ones(width)
         if spec == "gaussian":
             return jax.random.normal(key, (width,))
-        raise ValueError(f"unknown output weights {spec!r}")
+        raise ValueError(f"unknown output weights {spec!r}; use \"ones\", \"gaussian\", a number or an array")
     if isinstance(spec, int | float):
         return jnp.full(width, float(spec))
-    return jnp.asarray(spec, dtype=float)
+    a = jnp.asarray(spec, dtype=float)
+    if a.shape != (width,):
+        raise ValueError(f"output weights have shape {a.shape}; the teacher needs ({width},)")
+    return a
 
 
-def make_teacher(
-    kind: str,
-    input_dim: int,
-    width: int,
-    activation: Activation,
-    *,
-    key,
-    output_weights="ones",
-    bias: bool = False,
-    hidden_widths=(),
-    file: str = "",
-):
-    """Build the teacher network and its parameters. See the module docstring for the kinds."""
-    k_w, k_a, k_b = jax.random.split(key, 3)
-    if len(hidden_widths) > 1:
-        net = MLP(input_dim, tuple(hidden_widths), activation, bias)
-        keys = jax.random.split(k_w, len(hidden_widths))
-        layers, n_in = [], input_dim
-        for k, n_out in zip(keys, hidden_widths, strict=True):
-            kw, kb = jax.random.split(k)
-            layer = {"w": jax.random.normal(kw, (n_out, n_in)) / jnp.sqrt(n_in)}
-            if bias:
-                layer["b"] = jax.random.normal(kb, (n_out,)) / jnp.sqrt(n_in)
-            layers.append(layer)
-            n_in = n_out
-        return net, {"layers": tuple(layers), "a": output_weight_values(output_weights, width, k_a)}
-    if kind == "file":
-        path = Path(file)
+class Teacher(eqx.Module):
+    """A teacher network: parameters (array leaves) and architecture (static); see the module docstring.
+
+    Attributes:
+        params: full parameter dict of :mod:`landscape.problem.networks` ({"w", "a"[, "b"]} for two layers,
+            {"layers": (...), "a"} for a deep MLP).
+        hidden_widths: () for a two-layer teacher, else all hidden widths of the MLP.
+        bias: whether the teacher has biases.
+        activation: its activation, or None to take the student's.
+    """
+
+    params: dict
+    hidden_widths: tuple = eqx.field(static=True, default=())
+    bias: bool = eqx.field(static=True, default=False)
+    activation: Activation | None = eqx.field(static=True, default=None)
+
+    @property
+    def input_dim(self) -> int:
+        """Input dimension d."""
+        w = self.params["layers"][0]["w"] if self.hidden_widths else self.params["w"]
+        return int(w.shape[1])
+
+    @property
+    def width(self) -> int:
+        """Width r* of the last hidden layer (the number of teacher neurons of a two-layer teacher)."""
+        return int(self.params["a"].shape[0])
+
+    def with_activation(self, activation: Activation) -> Teacher:
+        """The same teacher with ``activation`` (used to give a teacher without one the student's)."""
+        return Teacher(self.params, self.hidden_widths, self.bias, activation)
+
+    @property
+    def network(self) -> Network:
+        """The teacher's network (needs an activation)."""
+        if self.activation is None:
+            raise ValueError("this teacher has no activation yet; pass activation= or build it into a TeacherStudent")
+        if self.hidden_widths:
+            return MLP(self.hidden_widths, self.activation, self.bias, self.input_dim)
+        return TwoLayer(self.width, self.activation, self.bias, self.input_dim)
+
+    def __call__(self, x):
+        """Teacher output y(x) for one input x of shape (d,)."""
+        return self.network.apply(self.params, x)
+
+    @classmethod
+    def orthonormal(cls, d: int, width: int, *, output_weights="ones", key=None,
+                    activation: Activation | None = None) -> Teacher:
+        """V = first ``width`` rows of I_d; output weights ``"ones"`` (default), a number or an array.
+
+        ``key`` is needed only for ``output_weights="gaussian"``.
+        """
+        if width > d:
+            raise ValueError(f"an orthonormal teacher has at most d = {d} neurons, got width {width}")
+        k_a = jax.random.split(key if key is not None else jax.random.PRNGKey(0), 3)[1]
+        return cls({"w": jnp.eye(d)[:width], "a": output_weight_values(output_weights, width, k_a)},
+                   activation=activation)
+
+    @classmethod
+    def gaussian(cls, d: int, width: int, *, key, output_weights="ones", bias: bool = False,
+                 hidden_widths=(), activation: Activation | None = None) -> Teacher:
+        """Rows N(0, I_d / d), output weights ``"ones"`` | ``"gaussian"`` | number | array, biases N(0, 1/d).
+
+        With ``hidden_widths`` of two or more entries (the last equal to ``width``), a deep MLP whose layers are
+        N(0, 1 / fan_in).
+        """
+        k_w, k_a, k_b = jax.random.split(key, 3)
+        hidden_widths = tuple(int(n) for n in hidden_widths)
+        if len(hidden_widths) > 1:
+            keys = jax.random.split(k_w, len(hidden_widths))
+            layers, n_in = [], d
+            for k, n_out in zip(keys, hidden_widths, strict=True):
+                kw, kb = jax.random.split(k)
+                layer = {"w": jax.random.normal(kw, (n_out, n_in)) / jnp.sqrt(n_in)}
+                if bias:
+                    layer["b"] = jax.random.normal(kb, (n_out,)) / jnp.sqrt(n_in)
+                layers.append(layer)
+                n_in = n_out
+            params = {"layers": tuple(layers), "a": output_weight_values(output_weights, width, k_a)}
+            return cls(params, hidden_widths, bias, activation)
+        params = {"w": jax.random.normal(k_w, (width, d)) / jnp.sqrt(d),
+                  "a": output_weight_values(output_weights, width, k_a)}
+        if bias:
+            params["b"] = jax.random.normal(k_b, (width,)) / jnp.sqrt(d)
+        return cls(params, (), bias, activation)
+
+    @classmethod
+    def from_file(cls, path, *, activation: Activation | None = None) -> Teacher:
+        """Read ``w`` (r*, d), ``a`` (r*,) and optionally ``b`` (r*,) from an ``.npz`` file."""
+        path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"teacher.file {file!r} not found")
+            raise FileNotFoundError(f"teacher file {str(path)!r} not found")
         data = np.load(path)
         missing = [k for k in ("w", "a") if k not in data]
         if missing:
-            raise ValueError(f"teacher.file {file!r} lacks array {missing[0]!r}; it needs 'w' (r, d) and 'a' (r,)")
+            raise ValueError(f"teacher file {str(path)!r} lacks array {missing[0]!r}; it needs 'w' (r, d) and 'a' (r,)")
         w, a = jnp.asarray(data["w"], float), jnp.asarray(data["a"], float)
-        if w.shape != (width, input_dim) or a.shape != (width,):
-            raise ValueError(
-                f"teacher.file {file!r} has w {w.shape}, a {a.shape}; the config asks for w ({width}, {input_dim})"
-            )
-        has_b = "b" in data
-        net = TwoLayerNet(input_dim, width, activation, has_b)
+        if w.ndim != 2 or a.shape != (w.shape[0],):
+            raise ValueError(f"teacher file {str(path)!r} has w {w.shape} and a {a.shape}; need w (r, d) and a (r,)")
         params = {"w": w, "a": a}
-        if has_b:
+        if "b" in data:
             params["b"] = jnp.asarray(data["b"], float)
-        return net, params
-    net = TwoLayerNet(input_dim, width, activation, bias)
-    if kind == "orthonormal":
-        w = jnp.eye(input_dim)[:width]
-    elif kind == "gaussian":
-        w = jax.random.normal(k_w, (width, input_dim)) / jnp.sqrt(input_dim)
-    else:
-        raise ValueError(f"unknown teacher kind {kind!r}")
-    params = {"w": w, "a": output_weight_values(output_weights, width, k_a)}
-    if bias:
-        params["b"] = jax.random.normal(k_b, (width,)) / jnp.sqrt(input_dim)
-    return net, params
+        return cls(params, (), "b" in data, activation)

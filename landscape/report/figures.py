@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-__all__ = ["write_figures", "KIND_COLORS"]
+__all__ = ["write_figures", "KIND_COLORS", "curves_figure", "spectra_figure"]
 
 KIND_COLORS = {
     "minimum": "tab:blue",
@@ -35,7 +35,9 @@ def _legend(ax, kinds):
 MAX_CURVES = 400
 
 
-def _curves(path: Path, table: pd.DataFrame, arrays: dict, title: str):
+def curves_figure(table: pd.DataFrame, arrays: dict, title: str = ""):
+    """Loss and gradient-norm curves of every trajectory (colour = class of its end point); a matplotlib Figure."""
+    table = _aligned(table, arrays)
     t, loss, gn = arrays["curve.t"], arrays["curve.loss"], arrays["curve.grad_norm"]
     kinds = table["kind"].to_numpy()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -60,11 +62,12 @@ def _curves(path: Path, table: pd.DataFrame, arrays: dict, title: str):
     axes[1].set_title("gradient norm (colour = class of the end point)")
     _legend(axes[0], [k for k in KIND_COLORS if k in set(kinds)])
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
-def _spectra(path: Path, table: pd.DataFrame, arrays: dict, title: str):
+def spectra_figure(table: pd.DataFrame, arrays: dict, title: str = ""):
+    """Hessian spectra of the end points sorted by loss, and the spectral density; a matplotlib Figure."""
+    table = _aligned(table, arrays)
     eigs = arrays["eigenvalues"]
     kinds = table["kind"].to_numpy()
     loss = table["loss"].to_numpy()
@@ -94,8 +97,14 @@ def _spectra(path: Path, table: pd.DataFrame, arrays: dict, title: str):
     axes[1].set_ylabel("count (certified points)")
     axes[1].set_title("spectral density")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
+
+
+def _aligned(table: pd.DataFrame, arrays: dict) -> pd.DataFrame:
+    """Rows reordered to the arrays' leading axis (matched by the ``id`` column)."""
+    if "id" in arrays and not np.array_equal(np.asarray(arrays["id"]), table["id"].to_numpy()):
+        table = table.set_index("id").loc[np.asarray(arrays["id"])].reset_index()
+    return table
 
 
 def write_figures(fig_dir, table: pd.DataFrame, arrays: dict, *, title: str = "") -> list[Path]:
@@ -105,9 +114,9 @@ def write_figures(fig_dir, table: pd.DataFrame, arrays: dict, *, title: str = ""
     """
     fig_dir = Path(fig_dir)
     fig_dir.mkdir(parents=True, exist_ok=True)
-    if "id" in arrays and not np.array_equal(np.asarray(arrays["id"]), table["id"].to_numpy()):
-        table = table.set_index("id").loc[np.asarray(arrays["id"])].reset_index()
     paths = [fig_dir / "loss_curves.png", fig_dir / "hessian_spectra.png"]
-    _curves(paths[0], table, arrays, title)
-    _spectra(paths[1], table, arrays, title)
+    for path, draw in zip(paths, (curves_figure, spectra_figure), strict=True):
+        fig = draw(table, arrays, title)
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
     return paths

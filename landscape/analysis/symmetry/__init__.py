@@ -13,7 +13,7 @@ Two-layer nets f(x) = sum_j a_j sigma(w_j . x + b_j) (Şimşek et al. 2021; Fuku
 - :mod:`.analyze`: ``analyze_points`` (run pipeline) and ``explain_null_space`` (``landscape hessian``).
 """
 
-from .analyze import COLUMNS, analyze_points, explain_null_space, summarize
+from .analyze import COLUMNS, SymmetryAnalysis, analyze_point, analyze_points, explain_null_space, summarize
 from .canonical import canonicalize, distance_mod_symmetry
 from .counting import brute_force_G, brute_force_T, count_G, count_T, count_T_closed, stirling2, subspace_table
 from .embed import embed, problem_with_width, split_matrix, split_scan
@@ -24,6 +24,8 @@ from .subspace import check_subspace, jacobian_null_prediction, subspace_samples
 
 __all__ = [
     "COLUMNS",
+    "SymmetryAnalysis",
+    "analyze_point",
     "analyze_points",
     "explain_null_space",
     "summarize",

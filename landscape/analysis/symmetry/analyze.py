@@ -1,11 +1,11 @@
-"""Per-point symmetry analysis of converged points: the run pipeline's entry point (issue 3, items 3, 4, 7).
+"""Per-point symmetry analysis of certified points, and :class:`SymmetryAnalysis`, its analyzer.
 
-``analyze_points`` runs once per point after the flow and polish (host-side numpy/scipy; Hessians in jax if not
-given). For each point: reduce (:mod:`.reduce`), identify (:mod:`.identify`), predict the symmetry-induced critical
-set and its tangent (:mod:`.subspace`), compare with the Hessian's numerical null space, and refine the Hessian
-classification: a point without negative eigenvalues whose near-zero eigenvalues are all explained by exact symmetry
-directions (tangent to a manifold of critical points with the same loss: Morse-Bott) is a ``minimum``, not
-``degenerate`` (column ``kind_refined``).
+For each point (host-side numpy/scipy, :func:`analyze_point`): reduce (:mod:`.reduce`), identify
+(:mod:`.identify`), predict the symmetry-induced critical set and its tangent (:mod:`.subspace`), and compare with
+the Hessian's numerical null space: how many near-zero eigenvalues exact symmetry directions explain. The one
+classification rule (:func:`landscape.analysis.classify.classify`) then calls a point without negative eigenvalues
+whose near-zero eigenvalues are all explained (tangent to a manifold of critical points with the same loss:
+Morse-Bott) a ``minimum``, not ``degenerate`` (Şimşek et al. 2021; ``../shared/papers.md`` section 1).
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..analyzer import AbstractAnalyzer
+from ..classify import classify, kind_names
 from .counting import count_G, count_T
 from .identify import CLASSES, identify, teacher_reduction
 from .reduce import Reduction, Tolerances, reduce_two_layer
@@ -28,12 +30,16 @@ from .subspace import (
     tangent_directions,
 )
 
-__all__ = ["analyze_points", "explain_null_space", "summarize", "COLUMNS"]
+__all__ = ["analyze_point", "analyze_points", "explain_null_space", "summarize", "COLUMNS", "SymmetryAnalysis"]
 
-COLUMNS = ("reduced_width", "sym_class", "subspace_label", "subspace_id", "partition", "n_zero_neurons",
-           "n_dead_neurons", "multiplicities", "teacher_neurons", "teacher_match_err", "predicted_dim",
-           "null_dim_measured", "null_dim_explained", "null_dim_excess", "jacobian_null_pred", "tangent_curvature",
-           "dist_to_predicted", "group_spread", "kind_refined", "loose_merge")
+FILL = {"reduced_width": -1, "sym_class": "not_analyzed", "subspace_label": "", "subspace_id": "", "partition": "",
+        "n_zero_neurons": -1, "n_dead_neurons": -1, "multiplicities": "", "teacher_neurons": "",
+        "teacher_match_err": np.nan, "predicted_dim": -1, "null_dim_measured": -1, "null_dim_explained": -1,
+        "null_dim_excess": -1, "jacobian_null_pred": -1, "tangent_curvature": np.nan, "dist_to_predicted": np.nan,
+        "group_spread": np.nan, "loose_merge": False, "null_directions": "", "symmetry_text": ""}
+"""Every column the symmetry analysis writes, with its value for points it did not analyze."""
+
+COLUMNS = tuple(FILL)
 
 
 def reduce_and_identify(problem, theta, *, loss, teacher, tol: Tolerances, global_loss_tol: float):
@@ -101,12 +107,7 @@ def explain_null_space(problem, theta, hessian, zero_tol, *, loss=None, global_l
     n_null = int(N.shape[1])
     n_neg = int(np.sum(lam < -tau))
     jac = jacobian_null_prediction(problem, theta_np, red) if residual_zero else None
-    if n_neg > 0:
-        kind = "saddle"
-    elif n_null == 0 or residual_zero or (explained == n_null and k >= n_null):
-        kind = "minimum"
-    else:
-        kind = "degenerate"
+    kind = str(kind_names(classify(lam, zero_tol=zero_tol, zero_loss=residual_zero, explained=explained)["code"]))
     text = [f"{ident.sym_class}: reduced width {red.r} of {red.m}, partition {red.partition_string()}",
             f"null space: {n_null} measured (|lambda| <= {tau:.2e}), {k} predicted by symmetry, {explained} explained"]
     if k:
@@ -129,15 +130,53 @@ def explain_null_space(problem, theta, hessian, zero_tol, *, loss=None, global_l
             "zero_tol_abs": tau, "text": "\n".join(text)}
 
 
-def _hessians(problem, thetas):
-    from ..hessian import hessian_matrix
+def analyze_point(problem, theta, *, loss: float, hessian, zero_tol: float, global_loss_tol: float,
+                  teacher=None, tol: Tolerances | None = None) -> dict:
+    """The symmetry columns (:data:`COLUMNS`) of one point, plus ``kind_refined`` and ``_sym_global``.
 
-    return np.asarray(jax.jit(jax.vmap(lambda t: hessian_matrix(problem, t)))(thetas))
+    Args:
+        problem: a problem with a two-layer student.
+        theta: trainable parameter dict (numpy or jax arrays).
+        loss: L(theta); hessian: (P, P) Hessian of the flattened trainable parameters.
+        zero_tol: relative zero-eigenvalue tolerance; global_loss_tol: zero-loss threshold.
+        teacher: :func:`teacher_reduction` of the problem (computed if None); tol: reduction tolerances.
+    """
+    tol = tol or Tolerances()
+    if teacher is None:
+        teacher = teacher_reduction(problem, tol)
+    th = {k: np.asarray(v, float) for k, v in theta.items()}
+    h = np.asarray(hessian, float)
+    red, ident, loose = reduce_and_identify(problem, th, loss=float(loss), teacher=teacher, tol=tol,
+                                            global_loss_tol=global_loss_tol)
+    ex = explain_null_space(problem, th, h, zero_tol, loss=float(loss), global_loss_tol=global_loss_tol, tol=tol,
+                            red=red, teacher=teacher)
+    if ident.sym_class == "global_minimum" and teacher is not None and min(ident.teacher_of_group, default=0) >= 0:
+        proj = projection_to_subspace(problem, th, red, teacher.u_hat, teacher.A, ident.teacher_of_group)
+    elif ident.sym_class == "symmetry_induced":
+        proj = projection_to_subspace(problem, th, red, red.u_hat, red.A, list(range(red.r)))
+    else:
+        proj = None
+    dist = np.nan if proj is None else float(np.sqrt(sum(np.sum((proj[k] - th[k]) ** 2) for k in th)))
+    return {
+        "reduced_width": int(red.r), "sym_class": ident.sym_class, "subspace_label": ident.label,
+        "subspace_id": ident.subspace_id, "partition": red.partition_string(), "n_zero_neurons": len(red.zero),
+        "n_dead_neurons": len(red.dead), "multiplicities": ",".join(map(str, red.multiplicities)),
+        "teacher_neurons": ",".join(str(t) for t in ident.teacher_of_group)
+        if ident.sym_class == "global_minimum" else "",
+        "teacher_match_err": float(ident.teacher_match_err), "predicted_dim": int(ex["predicted_dim"]),
+        "null_dim_measured": int(ex["null_dim_measured"]), "null_dim_explained": int(ex["null_dim_explained"]),
+        "null_dim_excess": int(ex["null_dim_excess"]),
+        "jacobian_null_pred": -1 if ex["jacobian_null_pred"] is None else int(ex["jacobian_null_pred"]),
+        "tangent_curvature": float(ex["tangent_curvature"]), "dist_to_predicted": dist,
+        "group_spread": float(red.spread), "loose_merge": bool(loose),
+        "null_directions": ";".join(ex["direction_labels"]), "symmetry_text": ex["text"],
+        "kind_refined": ex["kind_refined"], "_sym_global": ident.sym_class == "global_minimum",
+    }
 
 
 def analyze_points(problem, thetas, *, losses, grad_norms, hessians, zero_tol, global_loss_tol,
                    tol: Tolerances | None = None):
-    """Symmetry columns for points.parquet and a summary section, for a batch of converged points.
+    """Symmetry columns and a summary for a batch of certified points (a loop of :func:`analyze_point`).
 
     Args:
         problem: Problem with a two-layer student.
@@ -147,68 +186,78 @@ def analyze_points(problem, thetas, *, losses, grad_norms, hessians, zero_tol, g
         zero_tol: relative zero-eigenvalue tolerance; global_loss_tol: zero-loss threshold.
         tol: :class:`Tolerances` of reduction and labels (defaults reported in the summary).
     Returns:
-        (columns, summary): ``columns`` maps each name of :data:`COLUMNS` to an (n,) numpy array;
-        ``summary`` is a JSON-able dict (see :func:`summarize`).
+        (columns, summary): ``columns`` maps each name of :data:`COLUMNS` and ``kind_refined`` to an (n,) numpy
+        array; ``summary`` is a JSON-able dict (see :func:`summarize`).
     """
+    from ..hessian import hessians as batched_hessians
+
     tol = tol or Tolerances()
-    thetas = {k: np.asarray(v, float) for k, v in thetas.items()}
-    n = len(np.asarray(losses))
     losses = np.asarray(losses, float)
     if hessians is None:
-        hessians = _hessians(problem, {k: jnp.asarray(v) for k, v in thetas.items()})
+        hessians = batched_hessians(problem, {k: jnp.asarray(v) for k, v in thetas.items()})
+    hessians = np.asarray(hessians, float)
     teacher = teacher_reduction(problem, tol)
-    cols = {c: [] for c in COLUMNS}
-    for i in range(n):
-        th = {k: v[i] for k, v in thetas.items()}
-        h = np.asarray(hessians[i], float)
-        finite = np.isfinite(losses[i]) and all(np.all(np.isfinite(v)) for v in th.values()) and np.all(
-            np.isfinite(h))
-        if not finite:
-            for c, d in zip(COLUMNS, _missing_row(), strict=True):
-                cols[c].append(d)
+    rows = []
+    for i in range(len(losses)):
+        th = {k: np.asarray(v[i], float) for k, v in thetas.items()}
+        if not (np.isfinite(losses[i]) and all(np.all(np.isfinite(v)) for v in th.values())
+                and np.all(np.isfinite(hessians[i]))):
+            rows.append({**FILL, "kind_refined": "diverged"})
             continue
-        red, ident, loose = reduce_and_identify(problem, th, loss=float(losses[i]), teacher=teacher, tol=tol,
-                                                global_loss_tol=global_loss_tol)
-        ex = explain_null_space(problem, th, h, zero_tol, loss=float(losses[i]), global_loss_tol=global_loss_tol,
-                                tol=tol, red=red, teacher=teacher)
-        if ident.sym_class == "global_minimum" and teacher is not None and min(ident.teacher_of_group, default=0) >= 0:
-            proj = projection_to_subspace(problem, th, red, teacher.u_hat, teacher.A, ident.teacher_of_group)
-        elif ident.sym_class == "symmetry_induced":
-            proj = projection_to_subspace(problem, th, red, red.u_hat, red.A, list(range(red.r)))
-        else:
-            proj = None
-        dist = np.nan if proj is None else float(np.sqrt(sum(np.sum((proj[k] - th[k]) ** 2) for k in th)))
-        row = (red.r, ident.sym_class, ident.label, ident.subspace_id, red.partition_string(), len(red.zero),
-               len(red.dead), ",".join(map(str, red.multiplicities)),
-               ",".join(str(t) for t in ident.teacher_of_group) if ident.sym_class == "global_minimum" else "",
-               ident.teacher_match_err, ex["predicted_dim"], ex["null_dim_measured"], ex["null_dim_explained"],
-               ex["null_dim_excess"], -1 if ex["jacobian_null_pred"] is None else ex["jacobian_null_pred"],
-               ex["tangent_curvature"], dist, red.spread, ex["kind_refined"], bool(loose))
-        for c, v in zip(COLUMNS, row, strict=True):
-            cols[c].append(v)
-    dtypes = {"reduced_width": np.int64, "n_zero_neurons": np.int64, "n_dead_neurons": np.int64,
-              "predicted_dim": np.int64, "null_dim_measured": np.int64, "null_dim_explained": np.int64,
-              "null_dim_excess": np.int64, "jacobian_null_pred": np.int64, "teacher_match_err": float,
-              "tangent_curvature": float, "dist_to_predicted": float, "group_spread": float,
-              "loose_merge": bool}
-    columns = {c: np.asarray(v, dtype=dtypes.get(c, object)) for c, v in cols.items()}
-    for c in columns:
-        if columns[c].dtype == object:
-            columns[c] = columns[c].astype(str)
+        rows.append(analyze_point(problem, th, loss=losses[i], hessian=hessians[i], zero_tol=zero_tol,
+                                  global_loss_tol=global_loss_tol, teacher=teacher, tol=tol))
+    columns = {}
+    for c in (*COLUMNS, "kind_refined"):
+        default = FILL.get(c, "")
+        dtype = object if isinstance(default, str) else np.asarray(default).dtype
+        col = np.asarray([r[c] for r in rows], dtype=dtype)
+        columns[c] = col.astype(str) if dtype is object else col
     summary = summarize(columns, problem, teacher_width=None if teacher is None else teacher.r, tol=tol,
                         zero_tol=zero_tol, global_loss_tol=global_loss_tol)
     return columns, summary
 
 
-def unanalyzed_columns(n: int) -> dict:
-    """Columns for ``n`` points that were not analyzed (not certified or not finite): sym_class "not_analyzed"."""
-    row = _missing_row()
-    return {c: np.asarray([v] * n) for c, v in zip(COLUMNS, row, strict=True)}
+class SymmetryAnalysis(AbstractAnalyzer):
+    """Symmetry analyzer (host loop over certified points of two-layer students); see the module docstring.
 
+    Reads ``_hessian`` from :class:`landscape.analysis.hessian.HessianSpectrum`. Columns: :data:`COLUMNS`
+    (``not_analyzed`` and fill values where it did not run); passes ``_sym_global`` (identified as a global
+    minimum) on to :class:`landscape.analysis.classify.Classify`. Put it before ``classify`` so that ``kind``
+    uses its identification.
 
-def _missing_row():
-    return (-1, "not_analyzed", "", "", "", -1, -1, "", "", np.nan, -1, -1, -1, -1, -1, np.nan, np.nan, np.nan,
-            "diverged", False)
+    Args:
+        zero_tol: relative zero-eigenvalue tolerance; global_loss_tol: zero-loss threshold.
+        tolerances: reduction and labelling tolerances (:class:`Tolerances`).
+    """
+
+    zero_tol: float = 1.0e-7
+    global_loss_tol: float = 1.0e-20
+    tolerances: Tolerances = dataclasses.field(default_factory=Tolerances)
+    teacher: object = None
+
+    name = "symmetry"
+    requires = ("_hessian",)
+    jittable = False
+    only_certified = True
+    columns = {**FILL, "_sym_global": False}
+
+    def applies_to(self, problem) -> bool:
+        from ...problem.networks import TwoLayer
+
+        return isinstance(problem.student, TwoLayer)
+
+    def prepare(self, problem) -> SymmetryAnalysis:
+        return SymmetryAnalysis(self.zero_tol, self.global_loss_tol, self.tolerances,
+                                teacher_reduction(problem, self.tolerances))
+
+    def __call__(self, problem, point, previous):
+        if not np.all(np.isfinite(previous["_hessian"])):
+            raise ValueError("the Hessian is not finite")
+        row = analyze_point(problem, point.theta, loss=float(point.loss), hessian=previous["_hessian"],
+                            zero_tol=float(self.zero_tol), global_loss_tol=float(self.global_loss_tol),
+                            teacher=self.teacher, tol=self.tolerances)
+        row.pop("kind_refined")
+        return row
 
 
 def summarize(columns: dict, problem, *, teacher_width, tol: Tolerances, zero_tol, global_loss_tol) -> dict:
@@ -255,7 +304,8 @@ def summarize(columns: dict, problem, *, teacher_width, tol: Tolerances, zero_to
         "distinct_subspaces": int(len(set(np.asarray(columns["subspace_id"])[ok]))),
         "distinct_global_subspaces": int(len(set(np.asarray(columns["subspace_id"])[cls == "global_minimum"]))),
         "subspaces": sub,
-        "kind_refined": {k: int(v) for k, v in Counter(np.asarray(columns["kind_refined"]).tolist()).items()},
+        "kinds": {k: int(v) for k, v in Counter(np.asarray(columns.get("kind", columns.get("kind_refined", [])))
+                                                .tolist()).items()},
         "null_dim_explained_all": int(np.sum(ok & (np.asarray(columns["null_dim_excess"]) == 0))),
     }
     if teacher_width is not None and m >= teacher_width:

@@ -1,0 +1,257 @@
+"""The pipeline as a library: flows from many initialisations -> certify -> analyzers, in one call.
+
+    res = explore(problem, GradientFlow(t_max=300.0), key=jax.random.key(0), n=64)
+    res.table()      # one row per initialisation: the columns ``landscape run`` stores in points.parquet
+
+This is the batching boundary (``../shared/style.md`` section b): initialisation i uses the key
+``fold_in(key, start + i)`` (results do not depend on how a run is chunked), parameters are drawn with ``vmap``,
+flows run as one ``jit(vmap(flow.run))``, polishing is one ``jit(vmap(polish))``, and the analyzers run in the
+analysis stage (:mod:`landscape.analysis.analyzer`). Every jitted function takes the problem, the flow and the
+settings as pytree arguments with their numbers as traced leaves, so batches of the same shapes share one
+compilation. ``landscape run`` (:mod:`landscape.sweep`) is a thin layer over :func:`explore`.
+
+Certification (:func:`certify`): a point is a *certified critical point* when, after polishing, it is finite and
+its gradient norm is at most ``Polish.tol`` (default 1e-10), measured in float64; the loss reported is the
+accurate form (:meth:`landscape.problem.TeacherStudent.loss_accurate`).
+"""
+
+from __future__ import annotations
+
+import time
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..flow.init import AbstractInit, GaussianInit
+from ..flow.polish import polish
+from ..flow.trajectory import NONFINITE, AbstractFlow, Trajectory, status_name
+from .analyzer import AnalysisResult, Point, run_analyzers
+from .classify import Classify
+from .hessian import HessianSpectrum
+from .symmetry.analyze import SymmetryAnalysis
+
+__all__ = ["Polish", "Certified", "Exploration", "certify", "explore", "default_analyzers", "grad_norm"]
+
+
+class Polish(eqx.Module):
+    """Certification settings: Levenberg-Marquardt/Newton polishing of end points (:func:`landscape.flow.polish`).
+
+    Args:
+        tol: certification threshold on |grad L| (traced), default 1e-10.
+        max_iter: polishing iterations (static), default 300.
+        enabled: polish at all (static); without polishing a point certifies only if the flow already met ``tol``.
+    """
+
+    tol: jax.Array
+    max_iter: int = eqx.field(static=True)
+    enabled: bool = eqx.field(static=True)
+
+    def __init__(self, tol=1.0e-10, *, max_iter: int = 300, enabled: bool = True):
+        self.tol = jnp.asarray(tol, float)
+        self.max_iter = int(max_iter)
+        self.enabled = bool(enabled)
+
+
+class Certified(eqx.Module):
+    """End points after polishing (leaves have a leading axis n).
+
+    Attributes:
+        theta: polished trainable parameters.
+        loss: accurate loss at theta.
+        grad_norm: |grad L(theta)|.
+        certified: finite and grad_norm <= tol.
+        finite: loss, gradient and flow finite.
+        n_iter: polishing iterations.
+        start_loss, start_grad_norm: loss and |grad L| before polishing (at the flow's end).
+    """
+
+    theta: dict
+    loss: jax.Array
+    grad_norm: jax.Array
+    certified: jax.Array
+    finite: jax.Array
+    n_iter: jax.Array
+    start_loss: jax.Array
+    start_grad_norm: jax.Array
+
+
+def grad_norm(problem, theta):
+    """(L(theta), |grad L(theta)|): the Euclidean norm of the gradient over all trainable parameters."""
+    value, g = jax.value_and_grad(problem.loss)(theta)
+    return value, jnp.sqrt(sum(jnp.sum(x**2) for x in jax.tree.leaves(g)))
+
+
+@eqx.filter_jit
+def _certify(problem, thetas, settings: Polish, diverged):
+    start_loss, start_gn = jax.vmap(lambda t: grad_norm(problem, t))(thetas)
+    if settings.enabled:
+        res = jax.vmap(lambda t: polish(problem, t, tol=settings.tol, max_iter=settings.max_iter))(thetas)
+        theta, gn, n_iter = res.theta, res.grad_norm, res.n_iter
+    else:
+        theta, gn, n_iter = thetas, start_gn, jnp.zeros(start_gn.shape, jnp.int32)
+    loss = jax.vmap(problem.loss_accurate)(theta)
+    finite = jnp.isfinite(loss) & jnp.isfinite(gn) & ~diverged
+    return Certified(theta=theta, loss=loss, grad_norm=gn, certified=finite & (gn <= settings.tol), finite=finite,
+                     n_iter=n_iter, start_loss=start_loss, start_grad_norm=start_gn)
+
+
+def certify(problem, thetas, *, polish: Polish | None = None, diverged=None) -> Certified:
+    """Polish a batch of points and certify them as critical points (module docstring); one jit per shape.
+
+    Args:
+        problem: the problem.
+        thetas: trainable parameter dicts with a leading axis n.
+        polish: :class:`Polish` settings (default ``Polish()``: tol 1e-10, 300 iterations).
+        diverged: (n,) bool, points whose flow diverged (never certified), default none.
+
+    Returns:
+        :class:`Certified`.
+
+    Example:
+        >>> import jax, landscape as ls
+        >>> p = ls.TeacherStudent(ls.Teacher.orthonormal(d=3, width=2), ls.TwoLayer(width=2))
+        >>> near = {"w": jax.numpy.eye(3)[None, :2] + 1e-3, "a": jax.numpy.ones((1, 2))}
+        >>> bool(ls.certify(p, near).certified[0])
+        True
+    """
+    polish = Polish() if polish is None else polish
+    n = jax.tree.leaves(thetas)[0].shape[0]
+    diverged = jnp.zeros(n, bool) if diverged is None else jnp.asarray(diverged, bool)
+    return _certify(problem, thetas, polish, diverged)
+
+
+def default_analyzers(*, zero_tol=1.0e-7, global_loss_tol=1.0e-20) -> tuple:
+    """The analyzers ``landscape run`` uses by default: Hessian spectrum, symmetry (two-layer students), classify."""
+    return (HessianSpectrum(), SymmetryAnalysis(zero_tol, global_loss_tol),
+            Classify(zero_tol=zero_tol, global_loss_tol=global_loss_tol))
+
+
+@eqx.filter_jit
+def _initial(problem, init: AbstractInit, keys):
+    return jax.vmap(lambda k: init.sample(k, problem))(keys)
+
+
+@eqx.filter_jit
+def _flows(problem, flow: AbstractFlow, theta0):
+    return jax.vmap(lambda t: flow.run(problem, t))(theta0)
+
+
+class Exploration(eqx.Module):
+    """The result of :func:`explore` for n initialisations (a pytree; leaves have a leading axis n).
+
+    Attributes:
+        ids: (n,) initialisation ids.
+        theta0: initial parameters.
+        trajectory: the flows' :class:`landscape.flow.Trajectory`.
+        points: the polished, certified end points (:class:`Certified`).
+        analysis: the analyzers' columns, arrays and per-point status (:class:`AnalysisResult`).
+        timings: seconds per stage (init, flow, polish, one entry per analyzer).
+    """
+
+    ids: np.ndarray
+    theta0: dict
+    trajectory: Trajectory
+    points: Certified
+    analysis: AnalysisResult
+    timings: dict
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def table(self):
+        """A pandas DataFrame, one row per initialisation: the columns ``landscape run`` stores."""
+        import pandas as pd
+
+        p, tr = jax.device_get(self.points), jax.device_get(self.trajectory)
+        theta = jax.device_get(p.theta)
+        param_norm = np.sqrt(sum(np.sum(np.asarray(x, float) ** 2, axis=tuple(range(1, np.ndim(x))))
+                                 for x in jax.tree.leaves(theta)))
+        cols = {"id": np.asarray(self.ids, np.int64), "loss": np.asarray(p.loss, float),
+                "grad_norm": np.asarray(p.grad_norm, float)}
+        cols.update(self.analysis.columns)
+        cols.update({
+            "certified": np.asarray(p.certified, bool),
+            "flow_status": [status_name(int(s)) for s in np.asarray(tr.status)],
+            "t_final": np.asarray(tr.t_final, float),
+            "n_steps": np.asarray(tr.n_steps, np.int64),
+            "flow_loss": np.asarray(p.start_loss, float),
+            "flow_grad_norm": np.asarray(p.start_grad_norm, float),
+            "polish_iters": np.asarray(p.n_iter, np.int64),
+            "param_norm": param_norm,
+            "analysis_status": self.analysis.status,
+        })
+        return pd.DataFrame(cols)
+
+    def arrays(self) -> dict:
+        """Per-point arrays by name, as ``landscape run`` stores them in arrays.npz (leading axis n)."""
+        tr = jax.device_get(self.trajectory)
+        out = {"id": np.asarray(self.ids), **_flatten_named("theta", jax.device_get(self.points.theta)),
+               **_flatten_named("theta0", jax.device_get(self.theta0)), **self.analysis.arrays,
+               "curve.t": np.asarray(tr.ts, float), "curve.loss": np.asarray(tr.loss, float),
+               "curve.grad_norm": np.asarray(tr.grad_norm, float), "curve.param_norm": np.asarray(tr.param_norm, float)}
+        if tr.params is not None:
+            out.update(_flatten_named("curve.params", tr.params))
+        return out
+
+
+def _flatten_named(prefix: str, tree) -> dict:
+    """{"prefix.w": array, ...} for a params dict (nested dicts/tuples joined with dots)."""
+    out = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        name = ".".join(str(getattr(p, "key", getattr(p, "idx", p))) for p in path)
+        out[f"{prefix}.{name}"] = np.asarray(leaf)
+    return out
+
+
+def explore(problem, flow: AbstractFlow, *, key, n: int, init: AbstractInit | None = None,
+            polish: Polish | None = None, analyzers=None, start: int = 0, sharding=None) -> Exploration:
+    """Run ``flow`` from ``n`` initialisations, certify the end points and analyze them (module docstring).
+
+    Args:
+        problem: a :class:`landscape.TeacherStudent`.
+        flow: a :class:`landscape.GradientFlow` or :class:`landscape.OptaxFlow`.
+        key: PRNG key; initialisation i (id ``start + i``) uses ``fold_in(key, start + i)``.
+        n: number of initialisations.
+        init: initialisation strategy (default ``GaussianInit(1.0)``).
+        polish: certification settings (default ``Polish()``).
+        analyzers: the analysis stage, in order (default :func:`default_analyzers`).
+        start: first initialisation id.
+        sharding: optional ``jax.sharding`` for the batch axis (e.g. a NamedSharding over devices).
+
+    Returns:
+        :class:`Exploration`; ``.table()`` gives the results table.
+
+    Example:
+        >>> import jax, landscape as ls
+        >>> problem = ls.TeacherStudent(teacher=ls.Teacher.gaussian(d=4, width=3, key=jax.random.key(1)),
+        ...                             student=ls.TwoLayer(width=3, activation=ls.ReLU()), loss=ls.PopulationLoss())
+        >>> res = ls.explore(problem, ls.GradientFlow(t_max=300.0), key=jax.random.key(0), n=8)
+        >>> sorted(set(res.table()["kind"])) # doctest: +SKIP
+        ['minimum', 'saddle']
+    """
+    init = GaussianInit(1.0) if init is None else init
+    polish = Polish() if polish is None else polish
+    analyzers = default_analyzers() if analyzers is None else tuple(analyzers)
+    timings = {}
+    t0 = time.perf_counter()
+    ids = np.arange(start, start + n)
+    keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.asarray(ids))
+    if sharding is not None:
+        keys = jax.device_put(keys, sharding)
+    theta0 = jax.block_until_ready(_initial(problem, init, keys))
+    timings["init_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    traj = jax.block_until_ready(_flows(problem, flow, theta0))
+    timings["flow_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    points = jax.block_until_ready(certify(problem, traj.theta, polish=polish, diverged=traj.status == NONFINITE))
+    timings["polish_s"] = time.perf_counter() - t0
+
+    analysis = run_analyzers(analyzers, problem, Point(theta=points.theta, loss=points.loss,
+                                                       grad_norm=points.grad_norm, certified=points.certified,
+                                                       finite=points.finite), timings=timings)
+    return Exploration(ids=ids, theta0=theta0, trajectory=traj, points=points, analysis=analysis, timings=timings)

@@ -49,9 +49,8 @@ def main(argv=None):
     import numpy as np
 
     import landscape  # noqa: F401  (float64)
-    from landscape.config import config_from_dict
-    from landscape.flow import init_batch, make_flow, run_flow, run_flows, status_name
-    from landscape.problem import build_problem
+    from landscape.config import build_flow, build_problem, config_from_dict
+    from landscape.flow import init_batch, run_flow, run_flows, status_name
 
     sizes = [int(s) for s in args.sizes.split(",") if s]
     cfg = config_from_dict(
@@ -63,7 +62,7 @@ def main(argv=None):
         }
     )
     problem = build_problem(cfg)
-    flow = make_flow(cfg.flow)
+    flow = build_flow(cfg.flow)
     dev = jax.devices()[0]
     print(f"device: {dev.platform} ({dev.device_kind}), {os.cpu_count()} host cores, jax {jax.__version__}")
     print(

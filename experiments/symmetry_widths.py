@@ -1,9 +1,9 @@
 """Width study of the symmetry analyzer (issue 3, Done-when): teacher widths r* = 2..4, students m = r* .. r* + 3.
 
-For each (r*, m): many flows (adam), LM polish, Hessians and the symmetry analysis through the run pipeline
-(:func:`landscape.sweep.execute.run_chunk`); prints per m the classes reached by certified points, measured versus
-predicted null dimensions, and the number of distinct subspaces reached against T(r*, m) and G(r, m); draws
-observed versus predicted subspace counts (``--figure``).
+For each (r*, m): many flows (adam), LM polish, Hessians and the symmetry analysis through the library pipeline
+(:func:`landscape.explore` on the objects a config builds); prints per m the classes reached by certified points,
+measured versus predicted null dimensions, and the number of distinct subspaces reached against T(r*, m) and G(r, m);
+draws observed versus predicted subspace counts (``--figure``).
 
     python experiments/symmetry_widths.py [--count 24] [--steps 8000] [--figure symmetry_widths.png]
 
@@ -18,15 +18,14 @@ import json
 import time
 from collections import Counter
 
+import jax
 import numpy as np
 
-import landscape  # noqa: F401  (x64)
+import landscape as ls
 from landscape.analysis.symmetry import count_T, summarize
 from landscape.analysis.symmetry.reduce import Tolerances
-from landscape.config import config_from_dict
-from landscape.problem.problem import build_problem
+from landscape.config import build, config_from_dict
 from landscape.report.symmetry_figures import plot_subspace_counts
-from landscape.sweep.execute import run_chunk
 
 
 def config(r_star, m, args):
@@ -72,12 +71,13 @@ def main(argv=None) -> int:
         for m in range(r_star, r_star + args.extra + 1):
             cfg = config(r_star, m, args)
             t0 = time.perf_counter()
-            res = run_chunk(cfg, 0, args.count)
-            rows = res.rows
+            b = build(cfg)
+            rows = ls.explore(b.problem, b.flow, key=jax.random.PRNGKey(b.seed), n=args.count, init=b.init,
+                              polish=b.polish, analyzers=b.analyzers).table()
             cert = rows[rows["certified"]]
-            P = build_problem(cfg)
+            P = b.problem
             cols = {c: cert[c].to_numpy() for c in ("sym_class", "reduced_width", "n_zero_neurons", "subspace_label",
-                                                    "subspace_id", "kind_refined", "null_dim_excess")}
+                                                    "subspace_id", "kind", "null_dim_excess")}
             summ = summarize(cols, P, teacher_width=r_star, tol=tol, zero_tol=1e-7, global_loss_tol=1e-20)
             glob = cert[cert["sym_class"] == "global_minimum"]
             sym = cert[cert["sym_class"] == "symmetry_induced"]

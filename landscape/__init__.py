@@ -46,11 +46,11 @@ from .flow import (  # noqa: E402
     run_flow,
 )
 from .problem import (  # noqa: E402
+    MLP,
     AbstractActivation,
     AbstractLoss,
     Erf,
     LeakyReLU,
-    MLP,
     PopulationLoss,
     ReLU,
     ReLUPower,

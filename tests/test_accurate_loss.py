@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from landscape.config import parse_activation as get_activation
 from landscape.problem.accurate_loss import population_loss_accurate
-from landscape.problem.activations import get_activation
-from landscape.problem.networks import TwoLayerNet
+from landscape.problem.networks import TwoLayer
 from landscape.problem.population import population_loss
 
 D = 4
@@ -15,7 +15,7 @@ D = 4
 
 def _setup(name):
     act = get_activation(name)
-    student, teacher = TwoLayerNet(D, 5, act), TwoLayerNet(D, 3, act)
+    student, teacher = TwoLayer(5, act, input_dim=D), TwoLayer(3, act, input_dim=D)
     tp = {"w": jax.random.normal(jax.random.PRNGKey(1), (3, D)) / 2, "a": jnp.array([1.0, -0.5, 0.7])}
     # a global minimum with a split neuron (0.3 / 0.7 of teacher 0), a zero-outgoing-weight neuron
     w = jnp.stack([tp["w"][0], tp["w"][0], tp["w"][1], tp["w"][2], jnp.ones(D)])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import landscape  # noqa: F401
-from landscape.config import config_from_dict
+from landscape.config import ConfigError, build_flow, config_from_dict
 from landscape.flow import (
     CONVERGED,
     MAX_STEPS,
@@ -18,7 +18,6 @@ from landscape.flow import (
     OptaxFlow,
     Status,
     init_batch,
-    make_flow,
     run_flow,
     run_flows,
     snapshot_steps,
@@ -40,7 +39,7 @@ def setup():
             "flow": {"t_max": 200.0, "n_snapshots": 24, "max_steps": 4096, "grad_tol": 1e-8, "steps": 400},
         }
     )
-    from landscape.problem import build_problem
+    from landscape.config import build_problem
 
     problem = build_problem(cfg)
     theta0 = init_batch(jax.random.PRNGKey(0), problem, BATCH, scale=1.0)
@@ -48,7 +47,7 @@ def setup():
 
 
 def _flow(cfg, **kw):
-    return make_flow(dataclasses.replace(cfg.flow, **kw))
+    return build_flow(dataclasses.replace(cfg.flow, **kw))
 
 
 def _finite_increments(loss):
@@ -69,20 +68,23 @@ def test_status_names_and_messages():
     assert all(status_message(s) for s in Status)
 
 
-def test_make_flow_static_and_traced(setup):
+def test_build_flow_static_and_traced(setup):
+    import optax
+
     cfg, _, _ = setup
-    gf = make_flow(cfg.flow)
+    gf = build_flow(cfg.flow)
     assert isinstance(gf, GradientFlow) and gf.max_steps == 4096 and gf.n_snapshots == 24
     assert isinstance(gf.t_max, jax.Array) and isinstance(gf.rtol, jax.Array)
     opt = _flow(cfg, method="adam")
-    assert isinstance(opt, OptaxFlow) and opt.method == "adam" and isinstance(opt.lr, jax.Array)
-    with pytest.raises(ValueError, match="flow.method"):
-        make_flow(dataclasses.replace(cfg.flow, method="newton"))
+    assert isinstance(opt, OptaxFlow) and opt.optimizer is optax.adam
+    assert isinstance(opt.hyperparams["learning_rate"], jax.Array)
+    with pytest.raises(ConfigError, match="flow.method"):
+        build_flow(dataclasses.replace(cfg.flow, method="newton"))
 
 
 def test_gradient_flow_monotone_snapshots_and_no_recompile(setup):
     cfg, problem, theta0 = setup
-    traj = run_flows(problem, make_flow(cfg.flow), theta0)
+    traj = run_flows(problem, build_flow(cfg.flow), theta0)
     n_compiled = run_flows._cache_size()
     assert traj.loss.shape == (BATCH, 24) and traj.ts.shape == (BATCH, 24)
     ts = np.asarray(traj.ts[0])
@@ -120,7 +122,7 @@ def test_converges_on_easy_problem_and_blanks_after_stop(setup):
 
 def test_vmapped_matches_loop_of_single_runs(setup):
     cfg, problem, theta0 = setup
-    flow = make_flow(cfg.flow)
+    flow = build_flow(cfg.flow)
     batch = run_flows(problem, flow, theta0)
     single = jax.jit(run_flow)
     for i in range(BATCH):
@@ -190,3 +192,23 @@ def test_gd_divergence_is_flagged_not_raised(setup):
     traj = run_flows(problem, _flow(cfg, method="gd", lr=1e4, steps=400), theta0)
     assert np.all(np.asarray(traj.status) == NONFINITE)
     assert np.all(np.asarray(traj.n_steps) < 400)
+
+
+def test_optax_flow_takes_any_transformation_and_traces_hyperparameters(setup):
+    """A factory, an inject_hyperparams transformation and a plain chain; lr sweeps reuse one compilation."""
+    import optax
+
+    _, problem, theta0 = setup
+    by_factory = run_flows(problem, OptaxFlow(optax.sgd, learning_rate=0.02, steps=100), theta0)
+    injected = optax.inject_hyperparams(optax.sgd)(learning_rate=0.5)
+    by_state = run_flows(problem, OptaxFlow(injected, learning_rate=0.02, steps=100), theta0)
+    np.testing.assert_allclose(by_state.loss_final, by_factory.loss_final, rtol=1e-12)
+    n_compiled = run_flows._cache_size()
+    for lr in (0.01, 0.03):
+        run_flows(problem, OptaxFlow(injected, learning_rate=lr, steps=100), theta0)
+        run_flows(problem, OptaxFlow(optax.sgd, learning_rate=lr, steps=100), theta0)
+    assert run_flows._cache_size() == n_compiled
+    chained = OptaxFlow(optax.chain(optax.clip_by_global_norm(1.0), optax.sgd(0.02)), steps=100)
+    assert set(np.asarray(run_flows(problem, chained, theta0).status)) <= {CONVERGED, T_MAX}
+    with pytest.raises(ValueError, match="inject_hyperparams"):
+        run_flows(problem, OptaxFlow(optax.sgd(0.1), learning_rate=0.1, steps=10), theta0)

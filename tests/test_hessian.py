@@ -4,9 +4,8 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from landscape.analysis.hessian import flat_loss, hessian_matrix, hvp, spectrum
-from landscape.config import config_from_dict
+from landscape.config import build_problem, config_from_dict
 from landscape.flow.init import init_params
-from landscape.problem import build_problem
 
 
 def _problem(**student):

@@ -10,15 +10,9 @@ import pytest
 import scipy.special as sps
 
 import landscape  # noqa: F401  (float64)
-from landscape.problem.activations import get_activation
-from landscape.problem.kernels import (
-    DEFAULT_ORDER,
-    erf_kernel,
-    gauss_kernel,
-    leaky_relu_kernel,
-    pair_kernel,
-    relu_kernel,
-)
+from landscape.config import parse_activation as get_activation
+from landscape.problem.activations import erf_kernel, leaky_relu_kernel, relu_kernel
+from landscape.problem.kernels import DEFAULT_ORDER, gauss_kernel, pair_kernel
 
 D = 3
 NP_ACTS = {
@@ -199,7 +193,7 @@ def test_relu_kernel_hessian_at_parallel_is_the_limit():
 def test_zero_neuron_convention(name):
     """relu'(0) = 0: at w = 0 every derivative is the expectation of the autodiff per-sample derivative."""
     act = get_activation(name)
-    alpha = act.param or 0.0
+    alpha = getattr(act, "alpha", 0.0)
     v = jnp.array(PAIRS["generic"][1])
     f = lambda x: pair_kernel(act, x[:D], 0.0, x[D:], 0.0)
     x0 = jnp.concatenate([jnp.zeros(D), v])

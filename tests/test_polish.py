@@ -6,9 +6,8 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 import landscape  # noqa: F401
-from landscape.config import config_from_dict
+from landscape.config import build_problem, config_from_dict
 from landscape.flow import polish, polish_batch
-from landscape.problem import build_problem
 
 
 def _problem(**sections):

@@ -11,8 +11,8 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 import landscape  # noqa: F401  (float64)
-from landscape.problem.activations import get_activation
-from landscape.problem.networks import TwoLayerNet
+from landscape.config import parse_activation as get_activation
+from landscape.problem.networks import TwoLayer
 from landscape.problem.population import population_loss
 
 D, M, R = 4, 3, 2
@@ -20,7 +20,7 @@ D, M, R = 4, 3, 2
 
 def _problem(name, bias=False, m=M, r=R, d=D):
     act = get_activation(name)
-    student, teacher = TwoLayerNet(d, m, act, bias), TwoLayerNet(d, r, act, bias)
+    student, teacher = TwoLayer(m, act, bias, d), TwoLayer(r, act, bias, d)
     tp = {"w": jnp.eye(d)[:r], "a": jnp.array([1.0, -0.7, 0.5, 1.2][:r])}
     if bias:
         tp["b"] = jnp.array([0.3, -0.2, 0.1, 0.0][:r])

@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 
 import landscape  # noqa: F401  (float64)
-from landscape.config import config_from_dict
-from landscape.problem.activations import ACTIVATION_NAMES, get_activation
-from landscape.problem.problem import build_problem
+from landscape.config import ACTIVATION_NAMES, build_problem, config_from_dict
+from landscape.config import parse_activation as get_activation
 
 NAMES = ["relu", "leaky_relu(0.1)", "relu^2", "softplus", "tanh", "erf", "sigmoid", "sigmoid4_softplus"]
 Z = jnp.linspace(-3.0, 3.0, 61)

@@ -19,10 +19,9 @@ from landscape.analysis.symmetry import (
     reduce_two_layer,
     teacher_reduction,
 )
-from landscape.config import config_from_dict
-from landscape.problem.activations import get_activation
-from landscape.problem.networks import TwoLayerNet
-from landscape.problem.problem import build_problem
+from landscape.config import build_problem, config_from_dict
+from landscape.config import parse_activation as get_activation
+from landscape.problem.networks import TwoLayer
 
 
 def make_problem(act, *, r_star=2, m=3, d=3, loss="sample", n=200, bias=False, train_a=True, frozen=None):
@@ -39,7 +38,7 @@ def make_problem(act, *, r_star=2, m=3, d=3, loss="sample", n=200, bias=False, t
 
 
 def _f(params, act, x):
-    net = TwoLayerNet(x.shape[1], len(params["a"]), act, "b" in params)
+    net = TwoLayer(len(params["a"]), act, "b" in params, x.shape[1])
     p = {k: jnp.asarray(v) for k, v in params.items()}
     return np.asarray(jax.vmap(lambda xi: net.apply(p, xi))(jnp.asarray(x)))
 

@@ -33,7 +33,6 @@ quadrature error.
 from __future__ import annotations
 
 import functools
-import math
 
 import jax
 import jax.numpy as jnp

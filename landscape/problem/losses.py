@@ -97,6 +97,7 @@ class SampleLoss(AbstractLoss):
 
     def check(self, student, teacher) -> None:
         if self.x.ndim != 2 or self.x.shape[1] != student.input_dim:
-            raise ValueError(f"SampleLoss.x has shape {tuple(self.x.shape)}; the problem needs (n, {student.input_dim})")
+            raise ValueError(f"SampleLoss.x has shape {tuple(self.x.shape)}; the problem needs "
+                             f"(n, {student.input_dim})")
         if self.y is not None and self.y.shape != (self.x.shape[0],):
             raise ValueError(f"SampleLoss.y has shape {tuple(self.y.shape)}; it needs ({self.x.shape[0]},)")

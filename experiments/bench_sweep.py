@@ -31,10 +31,12 @@ from pathlib import Path
 import jax
 
 import landscape  # noqa: F401  (x64)
+from landscape.config import read_raw_config
+from landscape.grid import expand_sweep
+from landscape.report.finalize import finalize
+from landscape.store import load_points
 from landscape.sweep.execute import run_chunk
-from landscape.sweep.grid import expand_sweep
-from landscape.sweep.runner import auto_chunk_size, bytes_per_trajectory, read_raw_config, run_sweep
-from landscape.sweep.storage import load_points
+from landscape.sweep.runner import auto_chunk_size, bytes_per_trajectory, run_sweep
 
 CONFIG = """
 [problem]
@@ -112,7 +114,7 @@ def sweep(tmp: Path, name: str, *, count: int, scales: list[float], steps: int, 
     with PeakRSS() as mem, contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         t0 = time.perf_counter()
         rc = run_sweep(cfg_path, out_dir=out, chunk_size=chunk_size, figures=False, progress=False,
-                       run_chunk=engine)
+                       run_chunk=engine, on_complete=finalize)  # as `landscape run --no-figures`
         wall = time.perf_counter() - t0
     assert rc == 0
     n_rows = len(load_points(out))

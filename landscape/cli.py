@@ -33,6 +33,7 @@ def _add_run(sub):
 
 
 def _run(args) -> int:
+    from .report.finalize import finalize
     from .sweep.runner import run_sweep
 
     return run_sweep(
@@ -45,6 +46,7 @@ def _run(args) -> int:
         address=args.address,
         chunk_size=args.chunk_size,
         figures=not args.no_figures,
+        on_complete=finalize,  # summary.json, figures and the printed summary: the report's job, not the sweep's
     )
 
 

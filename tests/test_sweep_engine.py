@@ -15,9 +15,9 @@ import pytest
 from jax import monitoring
 
 import landscape  # noqa: F401  (x64)
+from landscape.store import load_arrays, load_manifest, load_points
 from landscape.sweep.execute import run_chunk
 from landscape.sweep.runner import run_sweep
-from landscape.sweep.storage import load_arrays, load_manifest, load_points
 
 CONFIG = """
 [problem]
@@ -69,8 +69,8 @@ def test_rows_match_the_engine_and_are_deterministic(config, local_run, tmp_path
     man = load_manifest(local_run)
     assert [c["count"] for c in man["chunks"]] == [3, 2, 3, 2]
     # rows equal a direct call of the engine on the point's config (the sweep only adds grid columns)
-    from landscape.sweep.grid import expand_sweep
-    from landscape.sweep.runner import read_raw_config
+    from landscape.config import read_raw_config
+    from landscape.grid import expand_sweep
 
     p1 = expand_sweep(read_raw_config(config))[1]
     direct = run_chunk(p1.config, 3, CHUNK)  # ids 3, 4 and the padding id 5, in the compiled shape

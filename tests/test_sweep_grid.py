@@ -4,7 +4,7 @@ import pytest
 
 import landscape  # noqa: F401  (x64)
 from landscape.config import ConfigError, config_from_dict, config_to_toml
-from landscape.sweep.grid import config_hash, derive_seed, expand_sweep, resolved_dict
+from landscape.grid import config_hash, derive_seed, expand_sweep, resolved_dict
 
 BASE = {"problem": {"input_dim": 4}, "teacher": {"width": 3}, "student": {"width": 4}, "init": {"seed": 7}}
 

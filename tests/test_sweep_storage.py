@@ -20,9 +20,11 @@ import pytest
 import landscape  # noqa: F401  (x64)
 from landscape.cli import main as cli_main
 from landscape.config import ConfigError
+from landscape.grid import expand_sweep
+from landscape.report.finalize import finalize
+from landscape.store import Chunk, SweepStore, load_arrays, load_manifest, load_points, plan_chunks
 from landscape.sweep.execute import ChunkResult
 from landscape.sweep.runner import auto_chunk_size, bytes_per_trajectory, run_sweep
-from landscape.sweep.storage import Chunk, SweepStore, load_arrays, load_manifest, load_points, plan_chunks
 
 CONFIG = """
 [problem]
@@ -71,8 +73,10 @@ def config(tmp_path):
 
 
 def run(config, out, **kw):
+    """``landscape run`` without figures: the runner with the report's finalize as its completion hook."""
     kw.setdefault("chunk_size", 4)
-    return run_sweep(config, out_dir=out, run_chunk=fake_run_chunk, figures=False, progress=False, **kw)
+    return run_sweep(config, out_dir=out, run_chunk=fake_run_chunk, figures=False, progress=False,
+                     on_complete=finalize, **kw)
 
 
 def test_plan_chunks_covers_ids_once():
@@ -96,8 +100,7 @@ def test_run_writes_dataset_manifest_and_arrays(config, tmp_path, capsys):
     assert [p["values"] for p in man["points"]][1] == {"student.width": 2, "init.scale": 1.0}
     assert "jax" in man["runs"][0]["versions"] and man["runs"][0]["executor"] == "local"
     # rows equal the engine's for each point (grid columns added in front)
-    cfg1 = __import__("landscape.sweep.grid", fromlist=["x"]).expand_sweep(
-        __import__("tomllib").loads(CONFIG))[1].config
+    cfg1 = expand_sweep(__import__("tomllib").loads(CONFIG))[1].config
     ref = fake_run_chunk(cfg1, 0, 10)
     got = t[t["grid_point"] == 1].reset_index(drop=True)
     pd.testing.assert_frame_equal(got[ref.rows.columns].astype({"label": object}),
@@ -205,7 +208,6 @@ def test_temp_files_are_ignored_and_cleaned(config, tmp_path):
 
 def test_chunk_size_estimates():
     from landscape.config import config_from_dict
-    from landscape.sweep.grid import expand_sweep
 
     raw = {"problem": {"input_dim": 6}, "teacher": {"width": 6}, "student": {"width": 6}, "init": {"count": 1000}}
     small = bytes_per_trajectory(config_from_dict(raw))
@@ -220,8 +222,6 @@ def test_chunk_size_estimates():
 
 
 def test_store_write_chunk_drops_padding(tmp_path):
-    from landscape.sweep.grid import expand_sweep
-
     points = expand_sweep({"problem": {"input_dim": 3}, "teacher": {"width": 2}, "student": {"width": 2},
                            "init": {"count": 6}})
     store = SweepStore.open(tmp_path / "s", resolved={"init": {"count": 6}}, cfg_hash="h", points=points, chunk_size=4)
@@ -240,12 +240,11 @@ import sys
 sys.path.insert(0, {tests!r})
 from functools import partial
 import landscape.sweep.executors as ex
-import landscape.sweep.runner as runner
 from test_sweep_storage import fake_run_chunk
 ex._run_chunk_fn = lambda: partial(fake_run_chunk, sleep=0.15)
-runner.run_sweep.__kwdefaults__["figures"] = False  # figures are not under test here, and take seconds
 from landscape.cli import main
-sys.exit(main(["run", {config!r}, "--out", {out!r}, "--chunk-size", "2"]))
+# figures are not under test here, and take seconds
+sys.exit(main(["run", {config!r}, "--out", {out!r}, "--chunk-size", "2", "--no-figures"]))
 """
 
 
@@ -305,7 +304,7 @@ def test_report_prints_table_and_writes_figures(config, tmp_path, capsys):
 
 
 def test_load_point_arrays_reads_one_id(config, tmp_path):
-    from landscape.sweep.storage import load_point_arrays
+    from landscape.store import load_point_arrays
 
     out = tmp_path / "res"
     run(config, out)

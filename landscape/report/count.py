@@ -9,8 +9,7 @@ from __future__ import annotations
 import json
 
 from ..analysis.symmetry.counting import count_G, count_T, count_T_closed, subspace_table
-from ..config import ConfigError
-from ..problem.activations import get_activation
+from ..config import ConfigError, parse_activation
 
 __all__ = ["add_parser", "main", "count_report"]
 
@@ -40,7 +39,7 @@ def count_report(r_star: int, m: int, *, input_dim=None, bias=False, activation=
     if input_dim is not None and input_dim < 1:
         raise ConfigError(f"--input-dim {input_dim} must be >= 1")
     try:
-        act = get_activation(activation)
+        act = parse_activation(activation)
     except ValueError as e:
         raise ConfigError(f"--activation: {e}") from None
     rows = subspace_table(r_star, m, input_dim=input_dim, bias=bias, homogeneous=act.homogeneity is not None,

@@ -1,8 +1,10 @@
 """``landscape hessian RESULT_DIR --point ID [--grid-point G] [--json]``: one end point's Hessian spectrum.
 
 Prints the point's classification, loss and gradient norm, the zero tolerance used, and its eigenvalues grouped
-into clusters with multiplicities; with a symmetry analysis available, which null directions symmetry explains.
-``--json`` prints the same for machines, with the full sorted list under ``eigenvalues``.
+into clusters with multiplicities; for a certified point the symmetry analyzer ran on, which null directions symmetry
+explains. Everything is read from the results directory (the run stored the eigenvalues, and the analyzer's
+``symmetry_text`` and ``null_directions`` columns); nothing is recomputed. ``--json`` prints the same for machines,
+with the full sorted list under ``eigenvalues``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ __all__ = ["main", "load_point"]
 
 def load_point(result_dir, point_id: int, grid_point: int | None = None) -> tuple[dict, dict]:
     """The stored row (dict) and arrays (dict of per-point arrays) of one initialisation id."""
-    from ..sweep.storage import load_point_arrays, load_points
+    from ..store import load_point_arrays, load_points
 
     result_dir = Path(result_dir)
     if not result_dir.is_dir():
@@ -46,35 +48,36 @@ def load_point(result_dir, point_id: int, grid_point: int | None = None) -> tupl
     return row, arrays
 
 
-def point_config(result_dir, grid_point: int | None):
-    """The resolved config of one grid point of a results directory."""
-    import tomllib
-
-    from ..sweep.grid import expand_sweep
-
-    raw = tomllib.loads((Path(result_dir) / "config.toml").read_text())
-    return expand_sweep(raw)[grid_point or 0].config
+SYMMETRY_KEYS = ("sym_class", "subspace_label", "reduced_width", "predicted_dim", "null_dim_explained")
 
 
-def symmetry_explanation(result_dir, row: dict, arrays: dict) -> dict | None:
-    """Which Hessian null directions symmetry explains (two-layer students only; None otherwise)."""
-    import jax.numpy as jnp
+def _text(v) -> str:
+    """A stored string column's value ('' for missing, None or NaN)."""
+    return v if isinstance(v, str) else ""
 
-    from ..analysis.hessian import hessian_matrix
-    from ..analysis.symmetry import explain_null_space
-    from ..problem.networks import TwoLayerNet
-    from ..problem.problem import build_problem
 
-    cfg = point_config(result_dir, row.get("grid_point"))
-    problem = build_problem(cfg)
-    if not isinstance(problem.student, TwoLayerNet):
+def analyzed(row: dict) -> bool:
+    """Whether the symmetry analyzer ran on this point: certified, with a ``sym_class`` other than not_analyzed."""
+    cls = _text(row.get("sym_class"))
+    return bool(row.get("certified", False)) and cls not in ("", "not_analyzed")
+
+
+def symmetry_explanation(row: dict) -> dict | None:
+    """The stored explanation of the point's Hessian null space, or None (not analyzed, or nothing stored).
+
+    From the analyzer's columns: ``symmetry_text`` (lines joined with newlines) and ``null_directions`` (labels of
+    the predicted flat directions, joined with ``;``), with the stored null-space dimensions when present.
+    """
+    if not analyzed(row):
         return None
-    theta = {k.split(".", 1)[1]: jnp.asarray(v) for k, v in arrays.items() if k.startswith("theta.")}
-    h = np.asarray(hessian_matrix(problem, theta))
-    ex = explain_null_space(problem, theta, h, cfg.analysis.zero_tol, loss=float(row["loss"]),
-                            global_loss_tol=cfg.analysis.global_loss_tol)
-    return {k: _py(ex[k]) for k in ("predicted_dim", "null_dim_measured", "null_dim_explained", "null_dim_excess",
-                                     "direction_labels", "text") if k in ex}
+    text, directions = _text(row.get("symmetry_text")), _text(row.get("null_directions"))
+    if not text and not directions:
+        return None
+    out = {k: _py(row[k]) for k in ("predicted_dim", "null_dim_measured", "null_dim_explained", "null_dim_excess")
+           if k in row}
+    out["direction_labels"] = [d for d in directions.split(";") if d]
+    out["text"] = text
+    return out
 
 
 def _py(v):
@@ -89,10 +92,12 @@ def main(args) -> int:
     tol = float(row["zero_tol_abs"])
     groups = group_eigenvalues(eigs[np.isfinite(eigs)], zero_tol_abs=tol)
     keys = ("id", "grid_point", "kind", "index", "null_dim", "loss", "grad_norm", "certified", "flow_status",
-            "zero_tol_abs", "sym_class", "subspace_label", "reduced_width", "predicted_dim", "null_dim_explained")
+            "zero_tol_abs")
     info = {k: _py(row[k]) for k in keys if k in row}
+    if analyzed(row):
+        info.update({k: _py(row[k]) for k in SYMMETRY_KEYS if k in row})
     out = {**info, "groups": groups, "eigenvalues": [float(x) for x in eigs]}
-    sym = symmetry_explanation(args.result_dir, row, arrays) if np.all(np.isfinite(eigs)) else None
+    sym = symmetry_explanation(row)
     if sym is not None:
         out["symmetry"] = sym
     if args.json:
@@ -104,11 +109,15 @@ def main(args) -> int:
     print(f"  {'loss':<20}{info['loss']:.6e}")
     print(f"  {'grad norm':<20}{info['grad_norm']:.3e}  ({'certified' if info['certified'] else 'NOT certified'})")
     print(f"  {'null dim':<20}{info['null_dim']}  (|lambda| <= {tol:.2e})")
-    for k in ("sym_class", "subspace_label", "reduced_width", "predicted_dim", "null_dim_explained"):
+    for k in SYMMETRY_KEYS:
         if k in info:
             print(f"  {k:<20}{info[k]}")
     if sym is not None:
-        print(f"  symmetry: {sym['text']}")
+        if sym["text"]:
+            first, *rest = sym["text"].splitlines()
+            print(f"  symmetry: {first}")
+            for line in rest:
+                print(f"    {line}")
         for label in sym.get("direction_labels", []):
             print(f"    predicted flat direction: {label}")
     print(f"\n  {'eigenvalue':>16}  {'multiplicity':>12}  {'spread':>10}")

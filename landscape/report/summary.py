@@ -2,58 +2,32 @@
 
 from __future__ import annotations
 
-import importlib.metadata
-import platform
-
-import jax
 import numpy as np
 import pandas as pd
 
 from ..analysis.classify import KINDS
+from ..analysis.levels import LEVEL_ABS_TOL, LEVEL_REL_TOL, merge_levels
+from ..store import environment
 
 __all__ = ["summarize", "format_summary", "loss_levels", "environment", "group_eigenvalues"]
 
-_PACKAGES = ("landscape", "jax", "jaxlib", "diffrax", "equinox", "optax", "numpy", "scipy", "pandas")
 
-
-def environment() -> dict:
-    """Device and package versions, for reproducibility records."""
-    versions = {"python": platform.python_version()}
-    for name in _PACKAGES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = None
-    dev = jax.devices()[0]
-    return {
-        "device": {
-            "platform": dev.platform,
-            "kind": getattr(dev, "device_kind", str(dev)),
-            "count": jax.device_count(),
-        },
-        "versions": versions,
-    }
-
-
-def loss_levels(table: pd.DataFrame, *, rel_tol: float = 1e-8, abs_tol: float = 1e-14) -> list[dict]:
-    """Distinct loss values among certified points, merged when within ``abs_tol + rel_tol * |L|``.
+def loss_levels(table: pd.DataFrame, *, rel_tol: float = LEVEL_REL_TOL, abs_tol: float = LEVEL_ABS_TOL) -> list[dict]:
+    """Distinct loss values among certified points, merged by :func:`~landscape.analysis.levels.merge_levels`.
 
     Each level lists its loss (the smallest in the group), the number of points and their kinds (saddles by index).
     """
-    cert = table[table["certified"]].sort_values("loss")
+    cert = table[table["certified"].astype(bool)]
+    loss = cert["loss"].to_numpy(float)
+    kind = cert["kind"].astype(str).to_numpy()
+    index = cert["index"].to_numpy()
     levels: list[dict] = []
-    for loss, kind, index in zip(cert["loss"], cert["kind"], cert["index"], strict=True):
-        label = f"saddle(index {index})" if kind == "saddle" else kind
-        if levels and loss - levels[-1]["_last"] <= abs_tol + rel_tol * abs(loss):
-            lvl = levels[-1]
-        else:
-            lvl = {"loss": float(loss), "count": 0, "kinds": {}, "_last": loss}
-            levels.append(lvl)
-        lvl["count"] += 1
-        lvl["kinds"][label] = lvl["kinds"].get(label, 0) + 1
-        lvl["_last"] = loss
-    for lvl in levels:
-        del lvl["_last"]
+    for group in merge_levels(loss, rel_tol=rel_tol, abs_tol=abs_tol):
+        kinds: dict = {}
+        for i in group:
+            label = f"saddle(index {index[i]})" if kind[i] == "saddle" else kind[i]
+            kinds[label] = kinds.get(label, 0) + 1
+        levels.append({"loss": float(loss[group[0]]), "count": len(group), "kinds": kinds})
     return levels
 
 
@@ -112,7 +86,7 @@ def summarize(cfg, table: pd.DataFrame, arrays: dict | None = None, timings: dic
 def symmetry_summary(cfg, table: pd.DataFrame) -> dict:
     """The symmetry analyzer's summary over the certified points of the whole table (all chunks of one config)."""
     from ..analysis.symmetry import COLUMNS, Tolerances, summarize, teacher_reduction
-    from ..problem.problem import build_problem
+    from ..config import build_problem
 
     problem = build_problem(cfg)
     tol = Tolerances()

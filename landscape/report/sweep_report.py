@@ -21,7 +21,8 @@ import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ..sweep.storage import load_manifest, load_points  # noqa: E402
+from ..analysis.levels import merge_levels  # noqa: E402
+from ..store import load_manifest, load_points  # noqa: E402
 
 __all__ = ["add_parser", "main", "sweep_table", "format_sweep_table", "write_sweep_figures"]
 
@@ -45,16 +46,6 @@ def _classes(table: pd.DataFrame) -> pd.Series:
     return cls.where(cls.isin(CLASSES), "other")
 
 
-def _levels(losses: np.ndarray, rel_tol: float = 1e-8, abs_tol: float = 1e-14) -> int:
-    """Number of distinct loss values (merged within abs_tol + rel_tol |L|)."""
-    n, last = 0, None
-    for x in np.sort(losses[np.isfinite(losses)]):
-        if last is None or x - last > abs_tol + rel_tol * abs(x):
-            n += 1
-        last = x
-    return n
-
-
 def sweep_table(table: pd.DataFrame, manifest: dict) -> pd.DataFrame:
     """One row per grid point: swept values, n, counts per class, spurious rate, loss levels, lowest spurious loss."""
     keys = manifest.get("grid_keys", [])
@@ -72,7 +63,7 @@ def sweep_table(table: pd.DataFrame, manifest: dict) -> pd.DataFrame:
         row["spurious_rate"] = row["spurious_min"] / n if n else np.nan
         row["global_rate"] = row["global_min"] / n if n else np.nan
         cert = rows[rows["certified"].astype(bool)] if "certified" in rows else rows
-        row["loss_levels"] = _levels(cert["loss"].to_numpy(float))
+        row["loss_levels"] = len(merge_levels(cert["loss"].to_numpy(float)))
         spur = rows["loss"][(c == "spurious_min").to_numpy()]
         row["min_spurious_loss"] = float(spur.min()) if len(spur) else np.nan
         out.append(row)

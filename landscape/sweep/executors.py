@@ -87,7 +87,7 @@ class LocalExecutor(Executor):
                 "sharded": self.sharding is not None}
 
     def run(self, tasks):
-        from ..problem.problem import build_problem
+        from ..config import build_problem
 
         run_chunk = self._run_chunk or _run_chunk_fn()
         kwargs = {} if self.sharding is None else {"sharding": self.sharding}
@@ -102,8 +102,8 @@ _WORKER_PROBLEMS: dict = {}
 
 def _ray_task(cfg: Config, start: int, count: int, run_chunk=None):
     """Body of a Ray task: run one chunk in a worker process (problems cached per worker)."""
-    import landscape  # noqa: F401  (float64 in the worker)
-    from landscape.problem.problem import build_problem
+    jax.config.update("jax_enable_x64", True)  # float64 in the worker, whatever was imported there before
+    from landscape.config import build_problem
 
     run_chunk = run_chunk or _run_chunk_fn()
     key = repr(cfg)

@@ -1,4 +1,8 @@
-"""``landscape run``: expand the sweep, plan chunks, run them on an executor, store them, summarise at the end.
+"""``landscape run``: expand the sweep, plan chunks, run them on an executor, store them; a hook at the end.
+
+The runner stores; it never reports. After a complete run it consolidates the arrays and calls ``on_complete(store,
+points, figures=...)``: the CLI passes :func:`landscape.report.finalize.finalize` (summary.json, figures, the printed
+summary), so the sweep layer imports nothing from :mod:`landscape.report`.
 
 Re-running the same command resumes (finished chunks are skipped); a run killed with SIGKILL loses at most the chunks
 in flight; a different config pointed at an existing results directory is refused unless ``force``.
@@ -13,17 +17,15 @@ chunk is padded), so each shape group compiles once.
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
 from ..config import ConfigError, read_raw_config
-from .grid import GridPoint, config_hash, expand_sweep, resolved_dict
-from .storage import SweepStore, atomic_write, load_arrays, load_points
+from ..grid import GridPoint, config_hash, expand_sweep, resolved_dict
+from ..store import SweepStore, environment
 
 __all__ = [
     "run_sweep",
@@ -32,7 +34,6 @@ __all__ = [
     "available_memory",
     "auto_chunk_size",
     "format_plan",
-    "finalize",
 ]
 
 BYTES = 8  # float64
@@ -42,7 +43,7 @@ GRANULE = 64
 
 
 def _n_params(cfg) -> int:
-    from ..problem.problem import build_problem
+    from ..config import build_problem
 
     shapes = build_problem(cfg).trainable_shapes
     return int(sum(math.prod(s) for s in _leaves(shapes)))
@@ -67,7 +68,7 @@ def bytes_per_trajectory(cfg, n_params: int | None = None) -> int:
     Newton steps ~ 6 P^2; loss intermediates under the Hessian's P tangents ~ 4 P n m (sample loss) or
     4 P m (m + k) (population loss; times q^2 with quadrature).
     """
-    from ..problem.activations import get_activation
+    from ..config import parse_activation
     from ..problem.kernels import has_closed_form
 
     P = _n_params(cfg) if n_params is None else n_params
@@ -80,7 +81,7 @@ def bytes_per_trajectory(cfg, n_params: int | None = None) -> int:
     if p.loss == "sample":
         words += 4 * P * p.n_samples * m
     else:
-        act = get_activation(p.activation)
+        act = parse_activation(p.activation)
         quad = 1 if has_closed_form(act, s.bias or t.bias) else p.quadrature_order**2
         words += 4 * P * m * (m + k) * quad
     return int(words * BYTES)
@@ -159,78 +160,6 @@ def format_plan(points: list[GridPoint], chunk_size: int, per_traj: list[int], *
     return "\n".join(lines)
 
 
-def _jsonable(x):
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, np.floating):
-        return float(x)
-    if isinstance(x, np.bool_):
-        return bool(x)
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    return str(x)
-
-
-def _sum_timings(entries) -> dict:
-    out: dict = {}
-    for t in entries:
-        for k, v in (t or {}).items():
-            if isinstance(v, int | float):
-                out[k] = out.get(k, 0.0) + float(v)
-    return out
-
-
-def finalize(store: SweepStore, points: list[GridPoint], *, figures: bool = True, echo=print) -> dict:
-    """Consolidate arrays, write summary.json and figures, print the summary (sweep of one) or the sweep table.
-
-    Figures: the run figures of :func:`landscape.report.figures.write_figures` in ``figures/`` (sweep of one) or
-    ``figures/pNNNN/`` per grid point, and the sweep figures of :mod:`landscape.report.sweep_report`.
-    """
-    from ..report.figures import write_figures
-    from ..report.summary import format_summary, summarize
-
-    out_dir = store.dir
-    store.consolidate()
-    table = load_points(out_dir)
-    chunks = store.manifest["chunks"]
-    single = len(points) == 1
-    point_summaries = []
-    for p in points:
-        rows = table[table["grid_point"] == p.index].reset_index(drop=True)
-        arrays = load_arrays(out_dir, p.index)
-        timings = _sum_timings(c.get("timings") for c in chunks if c["point"] == p.index)
-        s = summarize(p.config, rows, arrays, timings)
-        point_summaries.append({"index": p.index, "name": p.name, "values": p.values, "seed": p.seed, **s})
-        if figures:
-            write_figures(out_dir / "figures" / ("" if single else p.name), rows, arrays, title=p.label)
-    if figures and not single:
-        from ..report.sweep_report import write_sweep_figures
-
-        write_sweep_figures(out_dir / "figures", table, store.manifest)
-    sweep_info = {
-        "config_hash": store.manifest["config_hash"],
-        "grid_keys": store.manifest["grid_keys"],
-        "n_points": len(points),
-        "n_trajectories": int(len(table)),
-        "chunk_size": store.chunk_size,
-        "n_chunks": len(chunks),
-        "runs": store.manifest["runs"],
-    }
-    if single:
-        summary = {k: v for k, v in point_summaries[0].items() if k not in ("index", "name", "values", "seed")}
-        summary["sweep"] = sweep_info
-    else:
-        summary = {"sweep": sweep_info, "points": point_summaries}
-    atomic_write(out_dir / "summary.json", (json.dumps(summary, indent=1, default=_jsonable) + "\n").encode())
-    if single:
-        echo(format_summary(point_summaries[0], table))
-    else:
-        from ..report.sweep_report import format_sweep_table
-
-        echo(format_sweep_table(table, store.manifest))
-    return summary
-
-
 def run_sweep(
     config_path,
     *,
@@ -244,12 +173,18 @@ def run_sweep(
     figures: bool = True,
     progress: bool | None = None,
     run_chunk=None,
+    on_complete: Callable[..., object] | None = None,
 ) -> int:
     """Run (or resume) the sweep of ``config_path`` into ``out_dir``; returns the exit code (0 when complete).
 
     ``out_dir`` defaults to ``results/<config stem>``; ``chunk_size`` to :func:`auto_chunk_size`; ``executor`` is
     ``"local"`` or ``"ray"`` (``address`` names an existing Ray cluster). Bad input raises :class:`ConfigError`.
     ``run_chunk`` replaces :func:`landscape.sweep.execute.run_chunk` (same signature; for tests and benchmarks).
+
+    Once every chunk is stored, the arrays are consolidated and ``on_complete(store, points, figures=figures)`` is
+    called (with the directory still locked) when given: :func:`landscape.report.finalize.finalize` writes
+    summary.json and, with ``figures``, the figures, and prints the summary. Without it nothing is summarised here
+    (``figures`` is then unused); ``landscape report DIR`` or ``finalize(DIR)`` can summarise later.
     """
     from .executors import device_count, make_executor
 
@@ -276,8 +211,6 @@ def run_sweep(
         print(format_plan(points, size, per_traj, auto=auto, n_devices=n_devices, out_dir=out_dir))
         return 0
 
-    from ..report.summary import environment
-
     store = SweepStore.open(out_dir, resolved=resolved, cfg_hash=cfg_hash, points=points, chunk_size=size,
                             force=force, info={"executor": executor, **environment()})
     ex = None
@@ -292,7 +225,9 @@ def run_sweep(
         store.manifest["runs"][-1]["wall_s"] = time.perf_counter() - t_start
         store.finish()
         if store.complete:
-            finalize(store, points, figures=figures)
+            store.consolidate()
+            if on_complete is not None:
+                on_complete(store, points, figures=figures)
             store.manifest["runs"][-1]["wall_s"] = time.perf_counter() - t_start
         store.write_manifest()
     finally:

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ...problem.networks import TwoLayerNet
+from ...problem.networks import TwoLayer
 
 __all__ = ["problem_with_width", "embed", "split_matrix", "split_scan"]
 
@@ -33,9 +33,9 @@ def problem_with_width(problem, m: int):
     if "a" in problem.frozen:
         raise ValueError("problem_with_width needs trainable output weights (student.train_output_weights = true)")
     s = problem.student
-    if not isinstance(s, TwoLayerNet):
+    if not isinstance(s, TwoLayer):
         raise ValueError("problem_with_width works on two-layer students only")
-    return dataclasses.replace(problem, student=TwoLayerNet(s.input_dim, m, s.activation, s.bias))
+    return problem.with_student(dataclasses.replace(s, width=m))
 
 
 def embed(params_r, assignment, ratios=None, *, zero_incoming=None) -> dict:

@@ -27,7 +27,7 @@ import itertools
 import json
 from dataclasses import dataclass
 
-from ..config import SECTIONS, Config, ConfigError, config_from_dict, config_to_dict
+from .config import SECTIONS, Config, ConfigError, config_from_dict, config_to_dict
 
 __all__ = ["GridPoint", "expand_sweep", "derive_seed", "resolved_dict", "config_hash", "point_label"]
 

@@ -44,7 +44,7 @@ def output_weight_values(spec, width: int, key) -> jnp.ndarray:
             return jax.random.normal(key, (width,))
         raise ValueError(f"unknown output weights {spec!r}; use \"ones\", \"gaussian\", a number or an array")
     if isinstance(spec, int | float):
-        return jnp.full(width, float(spec))
+        return jnp.full(width, float(spec), dtype=float)
     a = jnp.asarray(spec, dtype=float)
     if a.shape != (width,):
         raise ValueError(f"output weights have shape {a.shape}; the teacher needs ({width},)")

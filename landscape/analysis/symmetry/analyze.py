@@ -14,7 +14,6 @@ import dataclasses
 from collections import Counter
 from math import comb
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 

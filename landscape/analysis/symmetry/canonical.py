@@ -29,16 +29,24 @@ def _round(x, decimals: int):
     return np.round(np.asarray(x, float), decimals) + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
+def _reduced_rows(u_hat, A) -> np.ndarray:
+    """Rows (u^_k, A_k) of shape (r, D + 1); r = 0 (no reduced neuron, e.g. the origin) gives shape (0, D + 1)."""
+    A = np.asarray(A, float).reshape(-1)
+    u = np.asarray(u_hat, float)
+    D = u.shape[-1] if u.ndim >= 2 else (u.size // len(A) if len(A) else 0)
+    return np.concatenate([u.reshape(len(A), D), A[:, None]], axis=1)
+
+
 def order_groups(u_hat: np.ndarray, A: np.ndarray, decimals: int) -> np.ndarray:
     """Canonical order of reduced neurons: lexicographic in the rounded rows (u^_k, A_k), ties by exact values."""
-    rows = np.concatenate([np.asarray(u_hat, float).reshape(len(A), -1), np.asarray(A, float)[:, None]], axis=1)
+    rows = _reduced_rows(u_hat, A)
     keys = [tuple(_round(r, decimals)) + tuple(r) for r in rows]
     return np.asarray(sorted(range(len(keys)), key=lambda i: keys[i]), int)
 
 
 def rounded_key(u_hat: np.ndarray, A: np.ndarray, decimals: int) -> str:
     """Text of the rounded canonical reduced point (u^_k, A_k), k in canonical order."""
-    rows = np.concatenate([np.asarray(u_hat, float).reshape(len(A), -1), np.asarray(A, float)[:, None]], axis=1)
+    rows = _reduced_rows(u_hat, A)
     r = _round(rows, decimals)
     return ";".join(",".join(f"{v:.{decimals}f}" for v in row) for row in r)
 

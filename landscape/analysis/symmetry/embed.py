@@ -60,7 +60,10 @@ def embed(params_r, assignment, ratios=None, *, zero_incoming=None) -> dict:
     if np.any(counts == 0):
         raise ValueError(f"assignment {assignment.tolist()} leaves reduced neurons {np.flatnonzero(counts == 0)} "
                          "unused; every neuron of theta_r needs at least one copy")
-    beta = np.where(assignment >= 0, 1.0 / np.maximum(counts[np.maximum(assignment, 0)], 1), 0.0)
+    if r == 0 and np.any(assignment >= 0):
+        raise ValueError(f"assignment {assignment.tolist()} refers to neurons of a width-0 network; use -1 (zero)")
+    n_k = counts[np.maximum(assignment, 0)] if r else np.ones(m, int)
+    beta = np.where(assignment >= 0, 1.0 / np.maximum(n_k, 1), 0.0)
     if ratios is not None:
         beta = np.asarray(ratios, float)
         for k in range(r):
@@ -71,11 +74,12 @@ def embed(params_r, assignment, ratios=None, *, zero_incoming=None) -> dict:
     D = w.shape[1] + int(bias)
     Z = np.zeros((len(zi), D)) if zero_incoming is None else np.asarray(zero_incoming, float).reshape(len(zi), D)
     src = np.maximum(assignment, 0)
-    out_w = w[src].copy()
+    take = lambda v: v[src] if r else np.zeros((m, *v.shape[1:]))  # noqa: E731  (r = 0: every neuron zero)
+    out_w = take(w).copy()
     out_w[zi] = Z[:, : w.shape[1]]
-    out = {"w": out_w, "a": np.where(assignment >= 0, beta * a[src], 0.0)}
+    out = {"w": out_w, "a": np.where(assignment >= 0, beta * take(a), 0.0)}
     if bias:
-        b = np.asarray(params_r["b"], float)[src].copy()
+        b = take(np.asarray(params_r["b"], float)).copy()
         b[zi] = Z[:, -1]
         out["b"] = b
     assert out["w"].shape == (m, w.shape[1])

@@ -9,6 +9,10 @@
   with <hash> a hash of the reduced point rounded to ``label_decimals`` (canonical order).
 - ``other``: not global and r = m (irreducible, e.g. a spurious minimum not induced by splitting).
 
+r = 0 (every neuron zero-output or dead, e.g. the origin w = 0, a = 0) is the width-0 network f = 0 embedded by zero
+neurons: ``symmetry_induced`` (label ``sym|r=0|<hash of the empty reduced point>|n=|z=Z|d=E``) unless the loss is
+zero, e.g. for a zero teacher (r* = 0, matched trivially: ``global|r*=0|n=|z=Z|d=E``).
+
 Labels depend only on the canonical reduced form at the stated tolerance, so they agree across chunks and runs
 without cross-batch matching and are invariant under permutations (and sign flips / rescalings where the activation
 allows them). Rounding can split one subspace into two labels only if a coordinate lies within its numerical error
@@ -53,6 +57,8 @@ def teacher_reduction(problem, tol: Tolerances | None = None) -> Reduction | Non
 
 def match_teacher(red: Reduction, teacher: Reduction | None) -> tuple[tuple, float]:
     """Hungarian matching of reduced neurons (u^_k, A_k) to teacher neurons; (teacher index per group, max rel err)."""
+    if teacher is not None and red.r == 0 and teacher.r == 0:  # both the zero function: matched trivially
+        return (), 0.0
     if teacher is None or red.r == 0 or teacher.r == 0 or red.D != teacher.D:
         return tuple([-1] * red.r), np.inf
     s = np.concatenate([red.u_hat, red.A[:, None]], axis=1)

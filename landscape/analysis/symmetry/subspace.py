@@ -10,16 +10,22 @@ critical points with the same loss through theta contains (Şimşek et al. 2021;
   live neuron;
 - zero-output neurons: at a zero-loss point the incoming vector u_j is free (D directions). At a point with nonzero
   residual the critical set is the level set E[sigma(u_j . x~) r(x)] = 0, tangent to the D - 1 directions orthogonal
-  to g_j = d^2 L / da_j du_j (all D if a_j is frozen: the neuron is then inert);
+  to g_j = d^2 L / da_j du_j (all D if a_j is frozen: the neuron is then inert). Exceptions where sigma(u_j . x~)
+  vanishes on every input (u_j = 0 with sigma(0) = 0, or ReLU inactive on the whole sample): a_j is free as well
+  (1 direction) when g_j = 0 or the residual vanishes; and for u_j = 0 with p-homogeneous sigma at a nonzero
+  residual no incoming direction is predicted (E[sigma(u . x~) r] is p-homogeneous in u, its zero set is a cone that
+  g_j, zero by the convention relu'(0) = 0, does not determine). All neurons zero-output (r = 0, e.g. the origin
+  w = 0, a = 0) is the width-0 network embedded by zero neurons: the same rules apply;
 - dead neurons: a_j free (1 direction), and for ReLU inactive on the whole sample also u_j (D, an open cone).
 
 ``predicted_dim`` is the rank of these tangent vectors. At a zero-loss point H = J^T J (the residual term
 vanishes), so the Hessian null space is the Jacobian's and its dimension is predicted exactly (for generic points,
 where sigma(v . x~) and sigma'(v . x~) x~_i of distinct v are linearly independent functions):
 
-    dim null J = sum_k [(n_k - 1)(D + 1) + [p-homogeneous]] + Z D + E (1 + D [ReLU inactive on the sample])
+    dim null J = sum_k [(n_k - 1)(D + 1) + [p-homogeneous]] + Z D + Z0 + E (1 + D [ReLU inactive on the sample])
 
-with trainable a (frozen a: sum_k (n_k - 1) D + Z D + E D [inactive]). The excess over ``predicted_dim``,
+with trainable a (frozen a: sum_k (n_k - 1) D + Z D + E D [inactive]); Z0 counts the zero-output neurons with
+sigma(u_j . x~) = 0 on every input (their a_j column of J vanishes too). The excess over ``predicted_dim``,
 sum_k (n_k - 1) D, are the directions moving the members of a group apart with sum_j a_j du_j = 0: flat to second
 order only (the loss grows at fourth order). Away from zero loss the excess comes from the reduced point itself
 (null directions of the width-r Hessian) or from split blocks A_i that happen to be singular.
@@ -72,6 +78,22 @@ def _sample_inactive(problem, u, bias) -> bool:
     return bool(np.max(xt @ u) < 0.0)
 
 
+def _input_inert(problem, U, red: Reduction) -> tuple[np.ndarray, np.ndarray]:
+    """(null, inactive), each (m,) bool; either means sigma(u_j . x~) = 0 on every input. ``null``: u_j = 0
+    (|u_j| <= u_tol max(1, max|u|), the test of :func:`.reduce.reduce_two_layer`) with sigma(0) = 0; ``inactive``: a
+    ReLU-type unit with u_j . x~_n < 0 for the whole sample (an open set of u_j)."""
+    act = problem.student.activation
+    m = U.shape[0]
+    null = np.zeros(m, bool)
+    if act.zero_at_zero and m:
+        nrm = np.linalg.norm(U, axis=1)
+        null = nrm <= red.tol.u_tol * max(1.0, float(np.max(nrm)))
+    inactive = np.zeros(m, bool)
+    if is_relu_type(act):
+        inactive = np.array([_sample_inactive(problem, U[j], red.bias) for j in range(m)], bool)
+    return null, inactive
+
+
 def tangent_directions(problem, theta, red: Reduction, *, residual_zero: bool, hessian=None):
     """Raw tangent vectors (P, k) of the predicted critical set at ``theta`` and a label for each.
 
@@ -79,7 +101,9 @@ def tangent_directions(problem, theta, red: Reduction, *, residual_zero: bool, h
         problem: the Problem (two-layer student); theta: trainable dict; red: its :class:`Reduction`.
         residual_zero: the point has zero loss (zero-output neurons' incoming vectors are then free).
         hessian: (P, P) Hessian, used for the level-set directions of zero-output neurons when the residual is
-            nonzero (if None those neurons contribute no direction).
+            nonzero (if None those neurons contribute no incoming direction).
+    Returns:
+        (V, labels): V of shape (P, k), k = 0 when nothing is predicted (e.g. r = 0 with no free direction).
     """
     act = problem.student.activation
     p = act.homogeneity
@@ -122,11 +146,13 @@ def tangent_directions(problem, theta, red: Reduction, *, residual_zero: bool, h
                 vecs.append(v)
                 labels.append(f"rescale n{j}")
     D = red.D
+    null, inactive = _input_inert(problem, U, red)
     for j in red.zero:
         basis = np.eye(D)
-        if not residual_zero and a_tr:
-            if hessian is None:
-                continue
+        g_zero = bool(residual_zero or inactive[j])  # d phi / du_j = 0, phi(u) = E[sigma(u . x~) r(x)]
+        if not residual_zero and a_tr and hessian is None:  # level set unknown (the zero-in line needs no Hessian)
+            basis, kind = np.zeros((D, 0)), "free in"
+        elif not residual_zero and a_tr:
             pos = _u_idx(idx, j, bias)
             gj = np.where(pos >= 0, np.asarray(hessian)[idx["a"][j], np.maximum(pos, 0)], 0.0)
             if np.linalg.norm(gj) > 1e-8 * max(1.0, float(np.max(np.abs(hessian)))):
@@ -134,7 +160,12 @@ def tangent_directions(problem, theta, red: Reduction, *, residual_zero: bool, h
                 basis = q[:, 1:D]
                 kind = "level set"
             else:
+                g_zero = True
                 kind = "free in"
+            if null[j] and p is not None:
+                # u_j = 0 and sigma p-homogeneous: phi(u) = E[sigma(u . x~) r(x)] is p-homogeneous, its zero set near
+                # u = 0 is a cone that the derivatives at 0 (relu'(0) = 0 by convention) do not determine
+                basis = np.zeros((D, 0))
         else:
             kind = "free in"
         for i in range(basis.shape[1]):
@@ -143,6 +174,13 @@ def tangent_directions(problem, theta, red: Reduction, *, residual_zero: bool, h
             if np.any(v):
                 vecs.append(v)
                 labels.append(f"{kind} n{j}")
+        if a_tr and (null[j] or inactive[j]) and g_zero:
+            # sigma(u_j . x~) = 0 (u_j = 0 with sigma(0) = 0, or relu inactive on the sample): a_j is free, and the
+            # gradient in u_j, a_j d phi / du_j, stays zero along the line
+            v = new()
+            v[idx["a"][j]] = 1.0
+            vecs.append(v)
+            labels.append(f"zero in n{j}")
     for j in red.dead:
         if a_tr:
             v = new()
@@ -181,6 +219,9 @@ def jacobian_null_prediction(problem, theta, red: Reduction) -> int:
         else:
             n += (len(g) - 1) * D
     n += len(red.zero) * D
+    if a_tr:  # a zero-output neuron with sigma(u_j . x~) = 0 on every input also has a zero a_j column
+        null, inactive = _input_inert(problem, U, red)
+        n += int(np.sum((null | inactive)[list(red.zero)]))
     for j in red.dead:
         n += int(a_tr) + (D if is_relu_type(act) and _sample_inactive(problem, U[j], red.bias) else 0)
     return n

@@ -54,3 +54,19 @@ def test_relu_rescaled_neuron_is_matched():
     a = a.at[2].divide(2.0)
     val = float(jax.jit(lambda p: population_loss_accurate(student, p, teacher, tp))({"w": w, "a": a}))
     assert 0.0 <= val < 1e-30
+
+
+def test_erf_sign_flipped_minima_are_accurate_and_nonnegative():
+    """Regression: odd activations have the sign-flip symmetry (w, a) -> (-w, -a); a student neuron at -v_j was not
+    matched, so the kernel form's cancellation leaked out (-8.3e-17 reported as an erf loss level)."""
+    import landscape as ls
+
+    p = ls.TeacherStudent(ls.Teacher.gaussian(d=3, width=2, key=jax.random.key(1)),
+                          ls.TwoLayer(width=2, activation=ls.Erf()))
+    V, C = p.teacher.params["w"], p.teacher.params["a"]
+    values = []
+    for signs in ([1.0, 1.0], [-1.0, 1.0], [-1.0, -1.0]):
+        s = jnp.asarray(signs)
+        values.append(float(p.loss_accurate({"w": s[:, None] * V * (1 + 1e-9), "a": s * C})))
+    assert min(values) > 0
+    np.testing.assert_allclose(values, values[0], rtol=1e-6)

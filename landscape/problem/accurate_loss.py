@@ -4,11 +4,13 @@ The kernel form L = 1/2 (a^T K(W,W) a - 2 a^T K(W,V) c + c^T K(V,V) c) is a diff
 global minimum it returns rounding noise of order 1e-16 (even negative values) instead of a true loss of 1e-30.
 We rewrite it exactly as a sum of small terms. Match each student neuron i to a reference r_i: the nearest teacher
 neuron direction when the relative distance is below ``match_tol`` (for a p-homogeneous activation r_i = rho v_j
-with rho = |w_i| / |v_j|, so sigma(r_i . x) = rho^p sigma(v_j . x)), else r_i = w_i. With Delta_i = w_i - r_i and
+with rho = |w_i| / |v_j|, so sigma(r_i . x) = rho^p sigma(v_j . x); for an odd activation also r_i = -v_j, with
+sigma(r_i . x) = -sigma(v_j . x)), else r_i = w_i. With Delta_i = w_i - r_i and
 e_i(x) = sigma(w_i . x) - sigma(r_i . x):
 
     f - y = sum_i a_i e_i + sum_u gamma_u sigma(u . x),   u over teacher neurons and unmatched student neurons,
-    gamma_{v_j} = sum_{i -> j} a_i rho_ij^p - c_j,   gamma_{w_i} = a_i (i unmatched),
+    gamma_{v_j} = sum_{i -> j} s_ij a_i rho_ij^p - c_j,   gamma_{w_i} = a_i (i unmatched),
+    (s_ij = -1 for a neuron matched to -v_j, else 1)
 
     L = 1/2 [ sum_ik a_i a_k E[e_i e_k] + 2 sum_iu a_i gamma_u E[e_i sigma_u] + sum_uv gamma_u gamma_v k(u, v) ],
 
@@ -54,19 +56,23 @@ def population_loss_accurate(
     nv = jnp.linalg.norm(V, axis=1)
     p = act.homogeneity
     safe_nv = jnp.where(nv > 0, nv, 1.0)
-    if p is not None:
-        rho = nw[:, None] / safe_nv[None, :]
-    else:
-        rho = jnp.ones((W.shape[0], V.shape[0]))
-    refs = rho[:, :, None] * V[None, :, :]  # (m, r, d) candidate references
+    # candidate references sign * rho * v_j; for odd sigma also -v_j, since sigma(-v.x) = -sigma(v.x)
+    signs = (1.0, -1.0) if act.odd else (1.0,)
+    sign = jnp.repeat(jnp.asarray(signs), V.shape[0])  # (q,), q = len(signs) * r
+    Vs = jnp.concatenate([sg * V for sg in signs], axis=0)  # (q, d)
+    col = jnp.tile(jnp.arange(V.shape[0]), len(signs))  # teacher neuron of each candidate
+    rho = nw[:, None] / safe_nv[None, col] if p is not None else jnp.ones((W.shape[0], Vs.shape[0]))
+    refs = rho[:, :, None] * Vs[None, :, :]  # (m, q, d)
     dist = jnp.linalg.norm(W[:, None, :] - refs, axis=-1) / jnp.where(nw > 0, nw, 1.0)[:, None]
-    j = jnp.argmin(dist, axis=1)
+    jq = jnp.argmin(dist, axis=1)
+    j = col[jq]
     matched = (jnp.min(dist, axis=1) < match_tol) & (nw > 0) & (nv[j] > 0)
     m = W.shape[0]
-    R = jnp.where(matched[:, None], refs[jnp.arange(m), j], W)
+    R = jnp.where(matched[:, None], refs[jnp.arange(m), jq], W)
     D = W - R
-    scale = jnp.where(matched, rho[jnp.arange(m), j] ** (p if p is not None else 0.0), 0.0)
-    beta = jnp.zeros_like(C).at[j].add(A * scale) - C  # sum_{i -> j} a_i rho^p - c_j
+    # sigma(r_i . x) = sign rho^p sigma(v_j . x): the matched neuron's share of teacher neuron j's coefficient
+    scale = jnp.where(matched, sign[jq] * rho[jnp.arange(m), jq] ** (p if p is not None else 0.0), 0.0)
+    beta = jnp.zeros_like(C).at[j].add(A * scale) - C  # sum_{i -> j} a_i sign rho^p - c_j
     U = jnp.concatenate([V, W], axis=0)
     gamma = jnp.concatenate([beta, jnp.where(matched, 0.0, A)])
 

@@ -38,10 +38,26 @@ __all__ = ["Polish", "Certified", "Exploration", "certify", "explore", "default_
 class Polish(eqx.Module):
     """Certification settings: Levenberg-Marquardt/Newton polishing of end points (:func:`landscape.flow.polish`).
 
+    Each end point is polished by steps -(H^2 + mu I)^{-1} H g on grad L = 0 (mu ~ |g| far from, ~ |g|^2 near a
+    critical point) and certified when |grad L| <= tol in float64.
+
     Args:
         tol: certification threshold on |grad L| (traced), default 1e-10.
         max_iter: polishing iterations (static), default 300.
         enabled: polish at all (static); without polishing a point certifies only if the flow already met ``tol``.
+
+    Example:
+        >>> import landscape as ls
+        >>> settings = ls.Polish(tol=1e-12, max_iter=50)
+        >>> float(settings.tol), settings.max_iter, settings.enabled
+        (1e-12, 50, True)
+
+    References:
+        Yamashita & Fukushima, On the Rate of Convergence of the Levenberg-Marquardt Method, Computing (Suppl.)
+        15, 2001.
+
+        Fan & Yuan, On the Quadratic Convergence of the Levenberg-Marquardt Method without Nonsingularity
+        Assumption, Computing 74, 2005.
     """
 
     tol: jax.Array
@@ -65,6 +81,16 @@ class Certified(eqx.Module):
         finite: loss, gradient and flow finite.
         n_iter: polishing iterations.
         start_loss, start_grad_norm: loss and |grad L| before polishing (at the flow's end).
+
+    Example:
+        >>> import jax, jax.numpy as jnp, landscape as ls
+        >>> problem = ls.TeacherStudent(ls.Teacher.orthonormal(d=3, width=2), ls.TwoLayer(width=2),
+        ...                             ls.SampleLoss.gaussian(n=16, d=3, key=jax.random.key(0)))
+        >>> thetas = {"w": jnp.stack([jnp.eye(3)[:2] + 1e-3, jnp.zeros((2, 3))]),
+        ...           "a": jnp.stack([jnp.ones(2), jnp.zeros(2)])}  # near the teacher, and the origin
+        >>> points = ls.certify(problem, thetas)
+        >>> points.theta["w"].shape, points.certified.tolist(), (points.loss < 1e-18).tolist()
+        ((2, 2, 3), [True, True], [True, False])
     """
 
     theta: dict
@@ -92,6 +118,12 @@ def _certify(problem, thetas, settings: Polish, diverged):
     else:
         theta, gn, n_iter = thetas, start_gn, jnp.zeros(start_gn.shape, jnp.int32)
     loss = jax.vmap(problem.loss_accurate)(theta)
+    # a diverged flow keeps its end state: report the divergence, not a point polishing found somewhere else
+    keep = lambda flow_value, polished: jnp.where(  # noqa: E731
+        diverged.reshape(diverged.shape + (1,) * (jnp.ndim(polished) - 1)), flow_value, polished)
+    theta = jax.tree.map(keep, thetas, theta)
+    loss, gn = keep(start_loss, loss), keep(start_gn, gn)
+    n_iter = jnp.where(diverged, 0, n_iter)
     finite = jnp.isfinite(loss) & jnp.isfinite(gn) & ~diverged
     return Certified(theta=theta, loss=loss, grad_norm=gn, certified=finite & (gn <= settings.tol), finite=finite,
                      n_iter=n_iter, start_loss=start_loss, start_grad_norm=start_gn)
@@ -104,17 +136,21 @@ def certify(problem, thetas, *, polish: Polish | None = None, diverged=None) -> 
         problem: the problem.
         thetas: trainable parameter dicts with a leading axis n.
         polish: :class:`Polish` settings (default ``Polish()``: tol 1e-10, 300 iterations).
-        diverged: (n,) bool, points whose flow diverged (never certified), default none.
+        diverged: (n,) bool, points whose flow diverged: never certified, reported unpolished (their loss is
+            the divergence the flow saw), default none.
 
     Returns:
         :class:`Certified`.
 
     Example:
-        >>> import jax, landscape as ls
-        >>> p = ls.TeacherStudent(ls.Teacher.orthonormal(d=3, width=2), ls.TwoLayer(width=2))
-        >>> near = {"w": jax.numpy.eye(3)[None, :2] + 1e-3, "a": jax.numpy.ones((1, 2))}
-        >>> bool(ls.certify(p, near).certified[0])
-        True
+        >>> import jax, jax.numpy as jnp, landscape as ls
+        >>> problem = ls.TeacherStudent(ls.Teacher.orthonormal(d=3, width=2), ls.TwoLayer(width=2),
+        ...                             ls.SampleLoss.gaussian(n=16, d=3, key=jax.random.key(0)))
+        >>> thetas = {"w": jnp.stack([jnp.eye(3)[:2] + 1e-3, jnp.zeros((2, 3))]),
+        ...           "a": jnp.stack([jnp.ones(2), jnp.zeros(2)])}  # near the teacher, and the origin
+        >>> points = ls.certify(problem, thetas)
+        >>> points.certified.tolist(), (points.grad_norm <= 1e-10).tolist()
+        ([True, True], [True, True])
     """
     polish = Polish() if polish is None else polish
     n = jax.tree.leaves(thetas)[0].shape[0]
@@ -123,7 +159,24 @@ def certify(problem, thetas, *, polish: Polish | None = None, diverged=None) -> 
 
 
 def default_analyzers(*, zero_tol=1.0e-7, global_loss_tol=1.0e-20) -> tuple:
-    """The analyzers ``landscape run`` uses by default: Hessian spectrum, symmetry (two-layer students), classify."""
+    """The analyzers ``landscape run`` uses by default: Hessian spectrum, symmetry (two-layer students), classify.
+
+    Args:
+        zero_tol: relative zero-eigenvalue tolerance |lambda| <= zero_tol * max|lambda| (symmetry and classify).
+        global_loss_tol: loss at or below which a point is a zero-loss global minimum.
+
+    Returns:
+        ``(HessianSpectrum(), SymmetryAnalysis(...), Classify(...))``, in the order they must run.
+
+    Example:
+        >>> import landscape as ls
+        >>> [a.name for a in ls.default_analyzers(zero_tol=1e-8)]
+        ['hessian', 'symmetry', 'classify']
+
+    References:
+        Şimşek et al., `Geometry of the Loss Landscape in Overparameterized Neural Networks: Symmetries and
+        Invariances <https://arxiv.org/abs/2105.12221>`_, ICML 2021.
+    """
     return (HessianSpectrum(), SymmetryAnalysis(zero_tol, global_loss_tol),
             Classify(zero_tol=zero_tol, global_loss_tol=global_loss_tol))
 
@@ -148,6 +201,16 @@ class Exploration(eqx.Module):
         points: the polished, certified end points (:class:`Certified`).
         analysis: the analyzers' columns, arrays and per-point status (:class:`AnalysisResult`).
         timings: seconds per stage (init, flow, polish, one entry per analyzer).
+
+    Example:
+        >>> import jax, landscape as ls
+        >>> problem = ls.TeacherStudent(ls.Teacher.gaussian(d=4, width=3, key=jax.random.key(1)),
+        ...                             ls.TwoLayer(width=3))
+        >>> res = ls.explore(problem, ls.GradientFlow(t_max=300.0), key=jax.random.key(0), n=8)  # doctest: +SKIP
+        >>> len(res), res.trajectory.loss.shape, res.points.theta["w"].shape  # doctest: +SKIP
+        (8, (8, 64), (8, 3, 4))
+        >>> sorted(res.timings)  # doctest: +SKIP
+        ['classify_s', 'flow_s', 'hessian_s', 'init_s', 'polish_s', 'symmetry_s']
     """
 
     ids: np.ndarray
@@ -161,7 +224,25 @@ class Exploration(eqx.Module):
         return len(self.ids)
 
     def table(self):
-        """A pandas DataFrame, one row per initialisation: the columns ``landscape run`` stores."""
+        """A pandas DataFrame, one row per initialisation: the columns ``landscape run`` stores.
+
+        Returns:
+            ``pandas.DataFrame`` with n rows: ``id``, accurate ``loss`` and ``grad_norm`` after polishing, every
+            analyzer column (``kind``, ``index``, ``null_dim``, ``sym_class``, ...), ``certified``, the flow's
+            ``flow_status``, ``t_final``, ``n_steps``, ``flow_loss``, ``flow_grad_norm``, then ``polish_iters``,
+            ``param_norm`` and ``analysis_status``.
+
+        Example:
+            >>> import jax, landscape as ls
+            >>> problem = ls.TeacherStudent(ls.Teacher.gaussian(d=4, width=3, key=jax.random.key(1)),
+            ...                             ls.TwoLayer(width=3))
+            >>> res = ls.explore(problem, ls.GradientFlow(t_max=300.0), key=jax.random.key(0), n=8)  # doctest: +SKIP
+            >>> table = res.table()  # doctest: +SKIP
+            >>> table.shape, list(table.columns[:3])  # doctest: +SKIP
+            ((8, 42), ['id', 'loss', 'grad_norm'])
+            >>> bool((table["grad_norm"][table["certified"]] <= 1e-10).all())  # doctest: +SKIP
+            True
+        """
         import pandas as pd
 
         p, tr = jax.device_get(self.points), jax.device_get(self.trajectory)
@@ -185,7 +266,22 @@ class Exploration(eqx.Module):
         return pd.DataFrame(cols)
 
     def arrays(self) -> dict:
-        """Per-point arrays by name, as ``landscape run`` stores them in arrays.npz (leading axis n)."""
+        """Per-point arrays by name, as ``landscape run`` stores them in arrays.npz (leading axis n).
+
+        Returns:
+            dict name -> numpy array with leading axis n: ``id``, ``theta.<leaf>`` and ``theta0.<leaf>`` (end and
+            initial parameters), the analyzers' arrays (``eigenvalues`` (n, P)), the (n, S) curves ``curve.t``,
+            ``curve.loss``, ``curve.grad_norm``, ``curve.param_norm`` and, with ``save_params``, ``curve.params.*``.
+
+        Example:
+            >>> import jax, landscape as ls
+            >>> problem = ls.TeacherStudent(ls.Teacher.gaussian(d=4, width=3, key=jax.random.key(1)),
+            ...                             ls.TwoLayer(width=3))
+            >>> res = ls.explore(problem, ls.GradientFlow(t_max=300.0), key=jax.random.key(0), n=8)  # doctest: +SKIP
+            >>> arrays = res.arrays()  # doctest: +SKIP
+            >>> arrays["eigenvalues"].shape, arrays["theta.w"].shape, arrays["curve.loss"].shape  # doctest: +SKIP
+            ((8, 15), (8, 3, 4), (8, 64))
+        """
         tr = jax.device_get(self.trajectory)
         out = {"id": np.asarray(self.ids), **_flatten_named("theta", jax.device_get(self.points.theta)),
                **_flatten_named("theta0", jax.device_get(self.theta0)), **self.analysis.arrays,
@@ -227,9 +323,16 @@ def explore(problem, flow: AbstractFlow, *, key, n: int, init: AbstractInit | No
         >>> import jax, landscape as ls
         >>> problem = ls.TeacherStudent(teacher=ls.Teacher.gaussian(d=4, width=3, key=jax.random.key(1)),
         ...                             student=ls.TwoLayer(width=3, activation=ls.ReLU()), loss=ls.PopulationLoss())
-        >>> res = ls.explore(problem, ls.GradientFlow(t_max=300.0), key=jax.random.key(0), n=8)
-        >>> sorted(set(res.table()["kind"])) # doctest: +SKIP
+        >>> res = ls.explore(problem, ls.GradientFlow(t_max=300.0), key=jax.random.key(0), n=8)  # doctest: +SKIP
+        >>> sorted(set(res.table()["kind"]))  # doctest: +SKIP
         ['minimum', 'saddle']
+
+    References:
+        Safran & Shamir, `Spurious Local Minima are Common in Two-Layer ReLU Neural Networks
+        <https://arxiv.org/abs/1712.08968>`_, ICML 2018.
+
+        Şimşek et al., `Geometry of the Loss Landscape in Overparameterized Neural Networks: Symmetries and
+        Invariances <https://arxiv.org/abs/2105.12221>`_, ICML 2021.
     """
     init = GaussianInit(1.0) if init is None else init
     polish = Polish() if polish is None else polish

@@ -45,15 +45,21 @@ def curves_figure(table: pd.DataFrame, arrays: dict, title: str = ""):
     if len(kinds) > MAX_CURVES:  # an evenly spaced subsample keeps big runs fast to draw
         shown = np.linspace(0, len(kinds) - 1, MAX_CURVES).astype(int)
     order = shown[np.argsort([kinds[i] != "minimum" for i in shown], kind="stable")]  # minima first, others on top
+    drawn = [0, 0]
     for i in order:
         c = KIND_COLORS.get(kinds[i], "tab:purple")
-        ok = np.isfinite(t[i]) & np.isfinite(loss[i]) & (t[i] > 0)
-        axes[0].plot(t[i][ok], np.maximum(loss[i][ok], 1e-32), color=c, alpha=0.35, lw=1)
-        ok = np.isfinite(t[i]) & np.isfinite(gn[i]) & (t[i] > 0)
-        axes[1].plot(t[i][ok], np.maximum(gn[i][ok], 1e-32), color=c, alpha=0.35, lw=1)
-    for ax, name in zip(axes, ("loss", "gradient norm"), strict=True):
-        ax.set_xscale("log")
-        ax.set_yscale("log")
+        for k, (ax, y) in enumerate(zip(axes, (loss[i], gn[i]), strict=True)):
+            ok = np.isfinite(t[i]) & np.isfinite(y) & (t[i] > 0)
+            if ok.any():
+                ax.plot(t[i][ok], np.maximum(y[ok], 1e-32), color=c, alpha=0.35, lw=1)
+                drawn[k] += 1
+    for ax, name, n_drawn in zip(axes, ("loss", "gradient norm"), drawn, strict=True):
+        if n_drawn:  # log axes need at least one positive value
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+        else:
+            ax.text(0.5, 0.5, "no finite values\n(every trajectory diverged)", ha="center", va="center",
+                    transform=ax.transAxes)
         ax.set_xlabel("time t (gradient flow) or steps x lr")
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)

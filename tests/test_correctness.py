@@ -1,0 +1,84 @@
+"""Never a wrong number, never a lost run: diverged points report their divergence, figures of all-NaN runs, one
+bad point never aborts a run (regressions of the robustness issue, items 3 and 4)."""
+
+import jax
+import jax.numpy as jnp
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+import landscape as ls
+from landscape.cli import main
+from landscape.report.figures import write_figures
+
+
+def test_diverged_points_report_the_divergence_not_a_polished_point():
+    """Regression: a diverged gd run showed a polished loss (0.52, |g| 1e-13) in rows labelled diverged."""
+    problem = ls.TeacherStudent(ls.Teacher.orthonormal(d=3, width=2), ls.TwoLayer(width=2))
+    flow = ls.OptaxFlow(_sgd, learning_rate=1e6, steps=50, n_snapshots=8)
+    res = ls.explore(problem, flow, key=jax.random.key(0), n=4, init=ls.GaussianInit(0.1))
+    table = res.table()
+    assert (table["flow_status"] == "NONFINITE").all() and (table["kind"] == "diverged").all()
+    assert (table["polish_iters"] == 0).all() and not table["certified"].any()
+    assert ((table["loss"] > 1e30) | ~np.isfinite(table["loss"])).all()
+    np.testing.assert_array_equal(table["loss"], table["flow_loss"])
+
+
+def _sgd(learning_rate):
+    import optax
+
+    return optax.sgd(learning_rate)
+
+
+def test_figures_of_an_all_nan_run(tmp_path):
+    """Regression: an all-diverged or all-NaN run crashed while drawing figures (log axes without data)."""
+    n, s, p = 3, 5, 6
+    table = pd.DataFrame({"id": np.arange(n), "kind": ["diverged"] * n, "loss": np.nan, "certified": False})
+    arrays = {"id": np.arange(n), "curve.t": np.tile(np.linspace(0, 1, s), (n, 1)),
+              "curve.loss": np.full((n, s), np.nan), "curve.grad_norm": np.full((n, s), np.nan),
+              "eigenvalues": np.full((n, p), np.nan)}
+    paths = write_figures(tmp_path, table, arrays, title="all NaN")
+    assert all(path.stat().st_size > 0 for path in paths)
+    plt.close("all")
+
+
+def test_point_reducing_to_zero_neurons_on_a_sample_with_chunks_of_one(tmp_path):
+    """Regression: sample loss with an x-only data file and --chunk-size 1; a point reducing to zero neurons made
+    the symmetry step raise, and every rerun crashed at the same chunk."""
+    x = np.random.default_rng(0).standard_normal((40, 3))
+    np.savez(tmp_path / "x.npz", x=x)
+    cfg = tmp_path / "sample.toml"
+    cfg.write_text(f"""
+[problem]
+input_dim = 3
+activation = "relu"
+loss = "sample"
+data_file = "{tmp_path / 'x.npz'}"
+[teacher]
+width = 2
+[student]
+width = 2
+[init]
+count = 6
+scale = 0.1
+[flow]
+method = "gd"
+steps = 50
+""")
+    out = tmp_path / "run"
+    assert main(["run", str(cfg), "--out", str(out), "--chunk-size", "1", "--no-figures"]) == 0
+    table = pd.read_parquet(out / "points.parquet")
+    assert sorted(table["id"]) == list(range(6)) and (table["analysis_status"] == "ok").all()
+    assert (table.loc[table["certified"], "reduced_width"] == 0).any()
+    assert main(["run", str(cfg), "--out", str(out), "--chunk-size", "1", "--no-figures"]) == 0  # rerun: done
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "points.parquet"), table)
+
+
+def test_nan_teacher_gives_labelled_rows_not_a_crash():
+    """A NaN in the problem (here the teacher, built through the library) labels every point; nothing raises."""
+    teacher = ls.Teacher({"w": jnp.full((2, 3), jnp.nan), "a": jnp.ones(2)})
+    problem = ls.TeacherStudent(teacher, ls.TwoLayer(width=2), ls.SampleLoss.gaussian(20, 3, key=jax.random.key(0)))
+    res = ls.explore(problem, ls.OptaxFlow(_sgd, learning_rate=0.1, steps=5, n_snapshots=4), key=jax.random.key(1),
+                     n=2)
+    table = res.table()
+    assert (table["kind"] == "diverged").all() and (table["analysis_status"] == "ok").all()

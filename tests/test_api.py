@@ -14,6 +14,7 @@ from jax import monitoring
 
 import landscape as ls
 from landscape.cli import main
+from landscape.config import build, load_config
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 _COMPILES: list[str] = []
@@ -122,7 +123,7 @@ def test_toy_analyzer_outside_the_package_gets_its_columns_in_points_parquet(tmp
     assert table.loc[high, "analysis_status"].str.contains("band: ValueError: toy failure").all()
     assert (table.loc[high, "band"] == "").all() and (table.loc[~high, "analysis_status"] == "ok").all()
     # the library gives the same columns as the stored table (which adds the sweep's own)
-    b = ls.config.build(ls.config.load_config(config))
+    b = build(load_config(config))
     lib = ls.explore(b.problem, b.flow, key=jax.random.PRNGKey(b.seed), n=8, init=b.init, polish=b.polish,
                      analyzers=b.analyzers).table()
     assert set(lib.columns) <= set(table.columns)

@@ -1,6 +1,7 @@
 """``landscape report DIR``: the sweep table (per grid point: counts per class, loss levels, rates) and figures.
 
-Per grid point, with n trajectories: counts of global minima (kind ``minimum`` with loss <= analysis.global_loss_tol),
+Per grid point, with n trajectories: counts of global minima (kind ``minimum`` with zero loss, ``is_global``: decided
+from the measured loss, gradient norm and curvature, or by the symmetry analyzer's identification),
 spurious minima (kind ``minimum`` above it), saddles, degenerate, not converged and diverged points; the spurious
 rate = spurious minima / n; the number of distinct certified loss levels and the lowest spurious loss. Figures:
 ``figures/sweep_rates.png`` (fraction of spurious minima, saddles and global minima versus each swept key) and
@@ -96,7 +97,7 @@ def format_sweep_table(table: pd.DataFrame, manifest: dict) -> str:
         lines.append("  ".join(x.ljust(w) if i == 0 else x.rjust(w) for i, (x, w) in enumerate(zip(r, widths,
                                                                                                    strict=True))))
     lines.append("")
-    lines.append("global/spurious: minima with loss at or below / above analysis.global_loss_tol; "
+    lines.append("global/spurious: minima with zero / positive loss (is_global: measured, or identified by symmetry); "
                  "spur.rate = spurious / n; levels = distinct certified loss values")
     return "\n".join(lines)
 

@@ -1,4 +1,5 @@
-"""Results directories: atomic chunk files, manifest, loading (:mod:`.storage`); the run's environment record.
+"""Results directories: atomic, checksummed chunk files, manifest, checked loading (:mod:`.storage`); the run's
+environment record.
 
 The storage layer sits below the sweep runner and the report: both import it, it imports neither.
 """
@@ -7,6 +8,7 @@ from .environment import environment
 from .storage import (
     KNOWN_ENTRIES,
     Chunk,
+    StoreError,
     SweepStore,
     atomic_write,
     load_arrays,
@@ -19,6 +21,7 @@ from .storage import (
 __all__ = [
     "Chunk",
     "SweepStore",
+    "StoreError",
     "atomic_write",
     "load_points",
     "load_arrays",

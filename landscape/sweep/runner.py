@@ -213,6 +213,8 @@ def run_sweep(
 
     store = SweepStore.open(out_dir, resolved=resolved, cfg_hash=cfg_hash, points=points, chunk_size=size,
                             force=force, info={"executor": executor, **environment()})
+    for line in store.warnings:  # damage found on open and what is done about it, one line each
+        print(line, file=sys.stderr)
     ex = None
     try:
         ex = make_executor(executor, address, run_chunk=run_chunk)

@@ -8,6 +8,7 @@ stored ``config.toml``.
 from __future__ import annotations
 
 import json
+import sys
 import tomllib
 from pathlib import Path
 
@@ -75,10 +76,6 @@ def finalize(store: SweepStore | str | Path, points: list[GridPoint] | None = No
         timings = _sum_timings(c.get("timings") for c in chunks if c["point"] == p.index)
         s = summarize(p.config, rows, arrays, timings)
         point_summaries.append({"index": p.index, "name": p.name, "values": p.values, "seed": p.seed, **s})
-        if figures:
-            write_figures(out_dir / "figures" / ("" if single else p.name), rows, arrays, title=p.label)
-    if figures and not single:
-        write_sweep_figures(out_dir / "figures", table, manifest)
     sweep_info = {
         "config_hash": manifest["config_hash"],
         "grid_keys": manifest["grid_keys"],
@@ -93,6 +90,27 @@ def finalize(store: SweepStore | str | Path, points: list[GridPoint] | None = No
         summary["sweep"] = sweep_info
     else:
         summary = {"sweep": sweep_info, "points": point_summaries}
+    # summary.json first: figures come after, and a figure that fails cannot take the summary with it
     atomic_write(out_dir / "summary.json", (json.dumps(summary, indent=1, default=_jsonable) + "\n").encode())
     echo(format_summary(point_summaries[0], table) if single else format_sweep_table(table, manifest))
+    if figures:
+        for p in points:  # arrays read again, one grid point at a time (a sweep's arrays may not fit in memory)
+            rows = table[table["grid_point"] == p.index].reset_index(drop=True)
+            _draw(lambda p=p, rows=rows: write_figures(out_dir / "figures" / ("" if single else p.name), rows,
+                                                       load_arrays(out_dir, p.index), title=p.label),
+                  "figures" + ("" if single else f" of {p.name}"))
+        if not single:
+            _draw(lambda: write_sweep_figures(out_dir / "figures", table, manifest), "sweep figures")
     return summary
+
+
+def _draw(draw, what: str) -> None:
+    """Draw figures; a failure is one warning line on stderr (summary.json and the results are already written)."""
+    try:
+        draw()
+    except OSError as e:
+        print(f"warning: {what} not written ({e.strerror or e}: {e.filename}); summary.json is written",
+              file=sys.stderr)
+    except Exception as e:  # noqa: BLE001  (a figure is never worth losing a finished run over)
+        text = " ".join(str(e).split())[:200]
+        print(f"warning: {what} not drawn ({type(e).__name__}: {text}); summary.json is written", file=sys.stderr)

@@ -6,11 +6,15 @@ Bad input (config keys, values, paths) prints one line starting with ``error:`` 
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 
 from .config import ConfigError
 
 __all__ = ["main", "build_parser"]
+
+
+_WRITE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR}
 
 
 class UserError(Exception):
@@ -91,6 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. piped into `head`
         sys.stderr.close()
         return 0
+    except OSError as e:  # a file that cannot be written or read (the store's own errors say more)
+        if e.errno not in _WRITE_ERRNOS:
+            raise
+        where = f": {e.filename}" if e.filename else ""
+        print(f"error: {e.strerror}{where}; check permissions and free space, or choose another path", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted; finished chunks are kept, re-run the same command to resume", file=sys.stderr)
         return 130

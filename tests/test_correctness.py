@@ -139,3 +139,21 @@ def test_zero_loss_is_decided_from_measurements_and_rates_agree_with_the_analyze
     np.testing.assert_allclose(table["spurious_rate"].to_numpy(), expected)
     assert table["global_rate"].to_numpy().min() >= 0.75
     capsys.readouterr()
+
+
+def test_not_certified_points_are_explained_in_the_output(tmp_path, capsys):
+    """Regression: 15 of 64 quickstart points ended not_converged with no word on why (polishing at max_iter on
+    near-degenerate saddles); each reason is now a column (polish_stop), in summary.json and in the printed table."""
+    import json
+
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text('[problem]\ninput_dim = 3\n[teacher]\nwidth = 2\n[student]\nwidth = 2\n[init]\ncount = 8\n'
+                   '[flow]\nmethod = "gd"\nsteps = 50\nlr = 0.5\n[polish]\nmax_iter = 1\n')
+    assert main(["run", str(cfg), "--out", str(tmp_path / "run"), "--no-figures"]) == 0
+    printed = capsys.readouterr().out
+    table = pd.read_parquet(tmp_path / "run" / "points.parquet")
+    rest = table[~table["certified"]]
+    assert len(rest) and (rest["polish_stop"] == "max_iter").all() and (table["polish_stop"] != "").all()
+    notes = json.loads((tmp_path / "run" / "summary.json").read_text())["not_certified"]
+    assert notes[0]["reason"] == "max_iter" and notes[0]["count"] == len(rest)
+    assert "polish.max_iter = 1" in printed and "not certified" in printed

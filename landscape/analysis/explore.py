@@ -32,7 +32,10 @@ from .classify import Classify
 from .hessian import HessianSpectrum
 from .symmetry.analyze import SymmetryAnalysis
 
-__all__ = ["Polish", "Certified", "Exploration", "certify", "explore", "default_analyzers", "grad_norm"]
+STOP_REASONS = ("certified", "diverged", "not_finite", "max_iter", "stagnated", "not_polished")
+"""Names of :attr:`Certified.stop` codes."""
+
+__all__ = ["STOP_REASONS", "Polish", "Certified", "Exploration", "certify", "explore", "default_analyzers", "grad_norm"]
 
 
 class Polish(eqx.Module):
@@ -81,6 +84,10 @@ class Certified(eqx.Module):
         finite: loss, gradient and flow finite.
         n_iter: polishing iterations.
         start_loss, start_grad_norm: loss and |grad L| before polishing (at the flow's end).
+        stop: int code of why certification ended, named by :data:`STOP_REASONS`: certified, diverged (the flow),
+            not_finite, max_iter (polishing used ``Polish.max_iter`` iterations: typically linear convergence along
+            nearly flat directions of a near-degenerate saddle), stagnated (polishing stopped earlier, at round-off),
+            not_polished (``Polish.enabled`` false and the flow did not reach ``tol``).
 
     Example:
         >>> import jax, jax.numpy as jnp, landscape as ls
@@ -101,6 +108,7 @@ class Certified(eqx.Module):
     n_iter: jax.Array
     start_loss: jax.Array
     start_grad_norm: jax.Array
+    stop: jax.Array
 
 
 def grad_norm(problem, theta):
@@ -125,8 +133,11 @@ def _certify(problem, thetas, settings: Polish, diverged):
     loss, gn = keep(start_loss, loss), keep(start_gn, gn)
     n_iter = jnp.where(diverged, 0, n_iter)
     finite = jnp.isfinite(loss) & jnp.isfinite(gn) & ~diverged
-    return Certified(theta=theta, loss=loss, grad_norm=gn, certified=finite & (gn <= settings.tol), finite=finite,
-                     n_iter=n_iter, start_loss=start_loss, start_grad_norm=start_gn)
+    certified = finite & (gn <= settings.tol)
+    stop = jnp.select([certified, diverged, ~finite, jnp.asarray(not settings.enabled), n_iter >= settings.max_iter],
+                      [0, 1, 2, 5, 3], default=4).astype(jnp.int32)
+    return Certified(theta=theta, loss=loss, grad_norm=gn, certified=certified, finite=finite, n_iter=n_iter,
+                     start_loss=start_loss, start_grad_norm=start_gn, stop=stop)
 
 
 def certify(problem, thetas, *, polish: Polish | None = None, diverged=None) -> Certified:
@@ -238,8 +249,8 @@ class Exploration(eqx.Module):
             ...                             ls.TwoLayer(width=3))
             >>> res = ls.explore(problem, ls.GradientFlow(t_max=300.0), key=jax.random.key(0), n=8)  # doctest: +SKIP
             >>> table = res.table()  # doctest: +SKIP
-            >>> table.shape, list(table.columns[:3])  # doctest: +SKIP
-            ((8, 42), ['id', 'loss', 'grad_norm'])
+            >>> len(table), list(table.columns[:3])  # doctest: +SKIP
+            (8, ['id', 'loss', 'grad_norm'])
             >>> bool((table["grad_norm"][table["certified"]] <= 1e-10).all())  # doctest: +SKIP
             True
         """
@@ -260,6 +271,7 @@ class Exploration(eqx.Module):
             "flow_loss": np.asarray(p.start_loss, float),
             "flow_grad_norm": np.asarray(p.start_grad_norm, float),
             "polish_iters": np.asarray(p.n_iter, np.int64),
+            "polish_stop": np.asarray([STOP_REASONS[int(c)] for c in np.asarray(p.stop)], dtype=str),
             "param_norm": param_norm,
             "analysis_status": self.analysis.status,
         })
@@ -325,7 +337,7 @@ def explore(problem, flow: AbstractFlow, *, key, n: int, init: AbstractInit | No
         ...                             student=ls.TwoLayer(width=3, activation=ls.ReLU()), loss=ls.PopulationLoss())
         >>> res = ls.explore(problem, ls.GradientFlow(t_max=300.0), key=jax.random.key(0), n=8)  # doctest: +SKIP
         >>> sorted(set(res.table()["kind"]))  # doctest: +SKIP
-        ['minimum', 'saddle']
+        ['minimum', 'not_converged', 'saddle']
 
     References:
         Safran & Shamir, `Spurious Local Minima are Common in Two-Layer ReLU Neural Networks

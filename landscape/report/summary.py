@@ -78,8 +78,39 @@ def summarize(cfg, table: pd.DataFrame, arrays: dict | None = None, timings: dic
         "timings_s": dict(timings or {}),
         **environment(),
     }
+    out["not_certified"] = not_certified_summary(cfg, table)
     if "sym_class" in table:
         out["symmetry"] = symmetry_summary(cfg, table)
+    return out
+
+
+_WHY = {
+    "max_iter": ("polishing used all polish.max_iter = {max_iter} iterations, |g| {g}: Newton steps converge only "
+                 "linearly along nearly flat directions (smallest |eigenvalue| / largest {r}: near-degenerate "
+                 "saddles or higher-order critical points); raise polish.max_iter, or flow.t_max to leave the plateau"),
+    "stagnated": ("polishing stopped at round-off before |g| <= polish.tol, |g| {g} (smallest |eigenvalue| / largest "
+                  "{r}): the point is not an isolated critical point at this precision"),
+    "not_polished": "polish.enabled = false and the flow stopped at |g| {g} > polish.tol",
+    "not_finite": "NaN/inf loss or gradient after polishing",
+    "diverged": "the flow diverged (see flow_status); its end state is reported unpolished",
+}
+
+
+def not_certified_summary(cfg, table: pd.DataFrame) -> list[dict]:
+    """Why points were not certified: per reason (``polish_stop``), the count, |g| range and one line of explanation."""
+    if "polish_stop" not in table:
+        return []
+    out = []
+    rest = table[~table["certified"].astype(bool)]
+    for reason, rows in rest.groupby("polish_stop", sort=True):
+        g = rows["grad_norm"].to_numpy(float)
+        g = g[np.isfinite(g)]
+        ratio = (np.abs(rows["min_eig"]) / rows["max_eig"].abs()).to_numpy(float) if "min_eig" in rows else []
+        ratio = np.asarray(ratio)[np.isfinite(ratio)]
+        text = _WHY.get(str(reason), str(reason)).format(
+            max_iter=cfg.polish.max_iter, g=f"{g.min():.1e} .. {g.max():.1e}" if g.size else "n/a",
+            r=f"{ratio.min():.0e} .. {ratio.max():.0e}" if ratio.size else "n/a")
+        out.append({"reason": str(reason), "count": int(len(rows)), "explanation": text})
     return out
 
 
@@ -115,6 +146,8 @@ def format_summary(summary: dict, table: pd.DataFrame) -> str:
     for k, v in summary["counts"].items():
         if v:
             lines.append(f"{k:<16}{v:>7}{v / n:>10.3f}")
+    for item in summary.get("not_certified", []):
+        lines.append(f"  not certified ({item['count']}, {item['reason']}): {item['explanation']}")
     if summary["saddle_indices"]:
         idx = ", ".join(f"index {k}: {v}" for k, v in summary["saddle_indices"].items())
         lines.append(f"saddles by index: {idx}")

@@ -41,7 +41,7 @@ def test_relu_orthonormal_global_minimum():
 def test_degenerate_split_minimum_and_saddle():
     """Width-2 tanh teacher (trained output weights, sample loss): degenerate minimum and split saddle.
 
-    Minimum: split teacher neuron 1 with ratio 0.3 (singular Hessian, papers.md section 1). Saddle: a polished
+    Minimum: split teacher neuron 1 with ratio 0.3 (singular Hessian, README science section 1). Saddle: a polished
     critical point of a width-1 student split into width 2 with ratio 1.5, outside (0, 1) (Fukumizu & Amari 2000).
     """
     sections = {"problem": {"input_dim": 3, "activation": "tanh", "loss": "sample", "n_samples": 128},

@@ -1,4 +1,4 @@
-"""Exact population loss for Gaussian inputs (papers.md, common setting).
+"""Exact population loss for Gaussian inputs (README science, common setting).
 
 For two-layer nets f = sum_j a_j sigma(w_j . x + b_j) and a two-layer teacher (V, c, d) with x ~ N(0, I_d):
 

@@ -1,7 +1,7 @@
 """Symmetry analyzer: reduce, identify and predict the symmetry-induced subspace of every critical point.
 
 Two-layer nets f(x) = sum_j a_j sigma(w_j . x + b_j) (Şimşek et al. 2021; Fukumizu & Amari 2000; Berner et al.
-2019; papers.md, sections 1 and 5). Modules:
+2019; README science sections 1 and 5). Modules:
 
 - :mod:`.groups`: pure group actions (permutations, sign flips, rescalings);
 - :mod:`.reduce`: minimal form (zero-output, dead, coincident neurons), deep layer-by-layer reduction;

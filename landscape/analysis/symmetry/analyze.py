@@ -5,7 +5,7 @@ For each point (host-side numpy/scipy, :func:`analyze_point`): reduce (:mod:`.re
 the Hessian's numerical null space: how many near-zero eigenvalues exact symmetry directions explain. The one
 classification rule (:func:`landscape.analysis.classify.classify`) then calls a point without negative eigenvalues
 whose near-zero eigenvalues are all explained (tangent to a manifold of critical points with the same loss:
-Morse-Bott) a ``minimum``, not ``degenerate`` (Şimşek et al. 2021; ``../shared/papers.md`` section 1).
+Morse-Bott) a ``minimum``, not ``degenerate`` (Şimşek et al. 2021; README, science section 1).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Canonical form and distance modulo symmetry (issue 3, item 2; papers.md, sections 1 and 5).
+"""Canonical form and distance modulo symmetry (issue 3, item 2; README science sections 1 and 5).
 
 Canonical form of a two-layer net: each neuron (u_j, a_j), u_j = (w_j, b_j), is brought to a representative of its
 orbit under the activation's own symmetries -- balanced, |c u_j| = |a_j / c^p|, for p-homogeneous sigma, signed so

@@ -1,4 +1,4 @@
-"""Counting symmetry-induced affine subspaces (Şimşek et al. 2021; papers.md, section 1).
+"""Counting symmetry-induced affine subspaces (Şimşek et al. 2021; README science section 1).
 
 A width-m two-layer student whose neurons are mapped onto the r neurons of a narrower critical point theta_r
 (duplication / splitting) or onto "zero" (outgoing weight 0, incoming vector free) realises theta_r's function.
@@ -9,7 +9,7 @@ A width-m two-layer student whose neurons are mapped onto the r neurons of a nar
   neurons or zero, surjective on the teacher; the global-minimum manifold is the union of these subspaces, the one
   with j zero neurons of dimension (m - j - r*) + j D, D = d (+1 with biases).
 
-papers.md flags the closed forms as a reconstruction; :func:`enumerate_maps` counts by brute force and the tests
+The closed forms are a reconstruction; :func:`enumerate_maps` counts by brute force and the tests
 compare both (and build every subspace numerically). Activation-specific symmetries multiply the counts:
 odd activations (sign flips) give 2^(m - j) sign choices to the non-zero neurons; activations with sigma(0) = 0
 add "zero-input" neurons (w = 0, a free) beside zero-output ones, 2^j choices for the j null neurons. Positive
@@ -75,7 +75,7 @@ def count_T(r_star: int, m: int, *, sign_flips: bool = False, zero_inputs: bool 
 
 
 def count_T_closed(r_star: int, m: int) -> int:
-    """The closed form T(r*, m) = r*! S(m + 1, r* + 1) (papers.md; equal to :func:`count_T` without extras)."""
+    """The closed form T(r*, m) = r*! S(m + 1, r* + 1) (README science section 1); equals count_T (no extras)."""
     return factorial(r_star) * stirling2(m + 1, r_star + 1)
 
 

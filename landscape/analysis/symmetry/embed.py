@@ -1,6 +1,6 @@
 """Embedding a width-r critical point into width m, and the split-ratio scan (issue 3, item 5).
 
-Splitting embedding (Fukumizu & Amari 2000; Şimşek et al. 2021; papers.md, section 1): from theta_r = (u_k, a_k)
+Splitting embedding (Fukumizu & Amari 2000; Şimşek et al. 2021; README science section 1): from theta_r = (u_k, a_k)
 and a map pi: {1..m} -> {1..r} u {zero} with ratios beta_j (sum_{pi(j) = k} beta_j = 1),
 
     theta_m = (u_pi(j), beta_j a_pi(j))  for pi(j) = k,     (u_j free, a_j = 0)  for pi(j) = zero,

@@ -1,4 +1,4 @@
-"""Pure group actions on two-layer parameters f(x) = sum_j a_j sigma(w_j . x + b_j) (papers.md, sections 1, 5).
+"""Pure group actions on two-layer parameters f(x) = sum_j a_j sigma(w_j . x + b_j) (README science sections 1, 5).
 
 Every action maps a full parameter dict ``{"w": (m, d), "b": (m,) optional, "a": (m,)}`` to one computing the
 same function (numpy or jax arrays; pure, no side effects):

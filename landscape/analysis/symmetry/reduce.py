@@ -1,4 +1,4 @@
-"""Reduce a two-layer student to its minimal form (papers.md, sections 1 and 5; issue 3, item 1).
+"""Reduce a two-layer student to its minimal form (README science sections 1 and 5; issue 3, item 1).
 
 For f(x) = sum_j a_j sigma(u_j . x~) with u_j = (w_j, b_j) and x~ = (x, 1) with biases (x~ = x without):
 

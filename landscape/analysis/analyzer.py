@@ -50,6 +50,13 @@ class Point(eqx.Module):
         grad_norm: |grad L(theta)|.
         certified: grad_norm <= the certification tolerance (and finite).
         finite: theta, loss and gradient are finite and the flow did not diverge.
+
+    Example:
+        >>> import jax.numpy as jnp, landscape as ls
+        >>> point = ls.Point(theta={"w": jnp.eye(3)[:2], "a": jnp.ones(2)}, loss=jnp.asarray(0.0),
+        ...                  grad_norm=jnp.asarray(0.0), certified=jnp.asarray(True), finite=jnp.asarray(True))
+        >>> point.theta["w"].shape, bool(point.certified)
+        ((2, 3), True)
     """
 
     theta: Any
@@ -69,6 +76,20 @@ class AbstractAnalyzer(eqx.Module):
         jittable: whether ``__call__`` is pure JAX (vmapped and jitted by the engine) or host code (looped).
         only_certified: run on certified points only.
         columns: host analyzers: every column they return with its fill value (the table schema).
+
+    Example:
+        >>> import jax, jax.numpy as jnp, landscape as ls
+        >>> problem = ls.TeacherStudent(ls.Teacher.orthonormal(d=3, width=2), ls.TwoLayer(width=2),
+        ...                             ls.SampleLoss.gaussian(n=16, d=3, key=jax.random.key(0)))
+        >>> thetas = {"w": jnp.stack([jnp.eye(3)[:2], jnp.zeros((2, 3))]), "a": jnp.stack([jnp.ones(2), jnp.zeros(2)])}
+        >>> points = ls.Point(theta=thetas, loss=jax.vmap(problem.loss)(thetas), grad_norm=jnp.zeros(2),
+        ...                   certified=jnp.array([True, True]), finite=jnp.array([True, True]))  # teacher, origin
+        >>> class MaxWeight(ls.AbstractAnalyzer):
+        ...     name = "max_weight"
+        ...     def __call__(self, problem, point, previous):  # one point; the engine vmaps and jits it
+        ...         return {"max_abs_w": jnp.max(jnp.abs(point.theta["w"]))}
+        >>> ls.run_analyzers([MaxWeight()], problem, points).columns["max_abs_w"].tolist()
+        [1.0, 0.0]
     """
 
     name: ClassVar[str] = "analyzer"
@@ -102,6 +123,17 @@ class AnalysisResult(eqx.Module):
         columns: name -> (n,) array: the table columns, in analyzer order.
         arrays: name -> (n, ...) array: per-point arrays (e.g. ``eigenvalues``).
         status: (n,) str: "ok" or "<analyzer>: <error>; ..." per point.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, landscape as ls
+        >>> problem = ls.TeacherStudent(ls.Teacher.orthonormal(d=3, width=2), ls.TwoLayer(width=2),
+        ...                             ls.SampleLoss.gaussian(n=16, d=3, key=jax.random.key(0)))
+        >>> thetas = {"w": jnp.stack([jnp.eye(3)[:2], jnp.zeros((2, 3))]), "a": jnp.stack([jnp.ones(2), jnp.zeros(2)])}
+        >>> points = ls.Point(theta=thetas, loss=jax.vmap(problem.loss)(thetas), grad_norm=jnp.zeros(2),
+        ...                   certified=jnp.array([True, True]), finite=jnp.array([True, True]))  # teacher, origin
+        >>> res = ls.run_analyzers([ls.HessianSpectrum(), ls.Classify()], problem, points)
+        >>> sorted(res.columns)[:4], res.arrays["eigenvalues"].shape, res.status.tolist()
+        (['index', 'is_global', 'kind', 'kind_hessian'], (2, 8), ['ok', 'ok'])
     """
 
     columns: dict
@@ -217,6 +249,17 @@ def run_analyzers(analyzers, problem, points: Point, *, timings: dict | None = N
 
     Raises:
         ValueError: an analyzer needs a result no earlier analyzer provides, or two produce the same name.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, landscape as ls
+        >>> problem = ls.TeacherStudent(ls.Teacher.orthonormal(d=3, width=2), ls.TwoLayer(width=2),
+        ...                             ls.SampleLoss.gaussian(n=16, d=3, key=jax.random.key(0)))
+        >>> thetas = {"w": jnp.stack([jnp.eye(3)[:2], jnp.zeros((2, 3))]), "a": jnp.stack([jnp.ones(2), jnp.zeros(2)])}
+        >>> points = ls.Point(theta=thetas, loss=jax.vmap(problem.loss)(thetas), grad_norm=jnp.zeros(2),
+        ...                   certified=jnp.array([True, True]), finite=jnp.array([True, True]))  # teacher, origin
+        >>> res = ls.run_analyzers([ls.HessianSpectrum(), ls.Classify()], problem, points)
+        >>> res.columns["kind"].tolist(), res.columns["null_dim"].tolist()  # the origin is flat: H = 0
+        (['minimum', 'degenerate'], [2, 8])
     """
     analyzers = [a for a in analyzers if a.applies_to(problem)]
     _check_unique(analyzers)

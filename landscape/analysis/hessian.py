@@ -24,7 +24,32 @@ def flat_loss(problem, theta):
 
 
 def hessian_matrix(problem, theta):
-    """Dense symmetric Hessian d^2 L / d theta^2 of shape (P, P), P = number of trainable parameters."""
+    """Dense symmetric Hessian d^2 L / d theta^2 of shape (P, P), P = number of trainable parameters.
+
+    H_ij = d^2 L / d theta_i d theta_j over the flattened trainable vector (order of ``ravel_pytree``: ``"a"``,
+    then ``"b"``, then ``"w"`` row-major), by ``jax.hessian`` (forward-over-reverse), symmetrised (H + H^T) / 2.
+    For ONE point: vmap over a batch (:func:`hessians`); under ``jit`` the problem's arrays are traced and its
+    structure static. Memory and time grow like P^2: meant for small and medium nets.
+
+    Args:
+        problem: a :class:`landscape.TeacherStudent`.
+        theta: trainable parameter dict of one student.
+
+    Returns:
+        (P, P) float64 array.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, landscape as ls
+        >>> problem = ls.TeacherStudent(ls.Teacher.orthonormal(d=3, width=2), ls.TwoLayer(width=2),
+        ...                             ls.SampleLoss.gaussian(n=16, d=3, key=jax.random.key(0)))
+        >>> h = jax.jit(ls.hessian_matrix)(problem, {"w": jnp.eye(3)[:2], "a": jnp.ones(2)})
+        >>> h.shape, bool(jnp.all(h == h.T))
+        ((8, 8), True)
+
+    References:
+        Arjevani & Field, `Analytic Study of Families of Spurious Minima in Two-Layer ReLU Neural Networks:
+        A Tale of Symmetry II <https://arxiv.org/abs/2107.10370>`_, NeurIPS 2021 (Hessian spectra at minima).
+    """
     f, flat = flat_loss(problem, theta)
     h = jax.hessian(f)(flat)
     return 0.5 * (h + h.T)
@@ -37,7 +62,28 @@ def hessians(problem, thetas):
 
 
 def hvp(problem, theta, v):
-    """Hessian-vector product H v (forward-over-reverse), v flat of shape (P,); no dense matrix is formed."""
+    """Hessian-vector product H v (forward-over-reverse), v flat of shape (P,); no dense matrix is formed.
+
+    H v = d/de grad L(theta + e v) at e = 0, one JVP of the gradient: the cost of a few gradients, memory O(P).
+    Pure, jittable, vmappable (e.g. over v for several products).
+
+    Args:
+        problem: a :class:`landscape.TeacherStudent`.
+        theta: trainable parameter dict of one student.
+        v: flat direction of shape (P,), in the order of :func:`hessian_matrix`.
+
+    Returns:
+        (P,) array H v.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, landscape as ls
+        >>> problem = ls.TeacherStudent(ls.Teacher.orthonormal(d=3, width=2), ls.TwoLayer(width=2),
+        ...                             ls.SampleLoss.gaussian(n=16, d=3, key=jax.random.key(0)))
+        >>> theta, v = {"w": jnp.eye(3)[:2], "a": jnp.ones(2)}, jnp.arange(8.0)
+        >>> hv = jax.jit(ls.hvp)(problem, theta, v)
+        >>> bool(jnp.allclose(hv, jax.jit(ls.hessian_matrix)(problem, theta) @ v))
+        True
+    """
     f, flat = flat_loss(problem, theta)
     return jax.jvp(jax.grad(f), (flat,), (v,))[1]
 
@@ -48,7 +94,30 @@ def eigh(h):
 
 
 def spectrum(problem, theta):
-    """Sorted Hessian eigenvalues at ``theta``, shape (P,)."""
+    """Sorted Hessian eigenvalues at ``theta``, shape (P,).
+
+    lambda_1 <= ... <= lambda_P of :func:`hessian_matrix` (``eigvalsh``, float64). For ONE point; jittable and
+    vmappable. Feed it to :func:`landscape.classify`.
+
+    Args:
+        problem: a :class:`landscape.TeacherStudent`.
+        theta: trainable parameter dict of one student.
+
+    Returns:
+        (P,) array of eigenvalues in ascending order.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, landscape as ls
+        >>> problem = ls.TeacherStudent(ls.Teacher.orthonormal(d=3, width=2), ls.TwoLayer(width=2),
+        ...                             ls.SampleLoss.gaussian(n=16, d=3, key=jax.random.key(0)))
+        >>> eigs = jax.jit(ls.spectrum)(problem, {"w": jnp.eye(3)[:2], "a": jnp.ones(2)})  # the teacher
+        >>> int(ls.classify(eigs, zero_tol=1e-7, zero_loss=True)["null_dim"])  # (w, a) -> (c w, a / c) per neuron
+        2
+
+    References:
+        Arjevani & Field, `Analytic Study of Families of Spurious Minima in Two-Layer ReLU Neural Networks:
+        A Tale of Symmetry II <https://arxiv.org/abs/2107.10370>`_, NeurIPS 2021.
+    """
     return jnp.linalg.eigvalsh(hessian_matrix(problem, theta))
 
 
@@ -59,9 +128,16 @@ class HessianSpectrum(AbstractAnalyzer):
     Runs on every finite point, certified or not, so spectra of not-converged points can be inspected too.
 
     Example:
-        >>> import landscape as ls
+        >>> import jax, jax.numpy as jnp, landscape as ls
         >>> ls.HessianSpectrum().name
         'hessian'
+        >>> problem = ls.TeacherStudent(ls.Teacher.orthonormal(d=3, width=2), ls.TwoLayer(width=2),
+        ...                             ls.SampleLoss.gaussian(n=16, d=3, key=jax.random.key(0)))
+        >>> thetas = {"w": jnp.stack([jnp.eye(3)[:2], jnp.zeros((2, 3))]), "a": jnp.stack([jnp.ones(2), jnp.zeros(2)])}
+        >>> points = ls.Point(theta=thetas, loss=jax.vmap(problem.loss)(thetas), grad_norm=jnp.zeros(2),
+        ...                   certified=jnp.array([True, True]), finite=jnp.array([True, True]))
+        >>> ls.run_analyzers([ls.HessianSpectrum()], problem, points).arrays["eigenvalues"].shape
+        (2, 8)
     """
 
     name = "hessian"

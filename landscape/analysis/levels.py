@@ -28,6 +28,11 @@ def merge_levels(losses, *, rel_tol: float = LEVEL_REL_TOL, abs_tol: float = LEV
 
     Returns:
         list of integer index arrays, each sorted by loss.
+
+    Example:
+        >>> from landscape.analysis.levels import merge_levels
+        >>> [g.tolist() for g in merge_levels([0.5, float("nan"), 0.0, 0.5 + 1e-12, 1e-16])]
+        [[2, 4], [0, 3]]
     """
     losses = np.asarray(losses, float)
     idx = np.flatnonzero(np.isfinite(losses))

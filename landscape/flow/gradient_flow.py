@@ -43,6 +43,11 @@ __all__ = ["GradientFlow"]
 class GradientFlow(AbstractFlow):
     """Gradient flow on [0, t_max] stopped at |grad L| <= grad_tol; numbers are traced, structure static.
 
+        d theta / dt = -grad L(theta),   theta(0) = theta0,   t in [0, t_max]
+
+    integrated adaptively (see the module docstring); snapshots at S log-spaced times. Under ``vmap`` every student
+    stops on its own and gets its own status code; new values of the traced fields reuse the compilation.
+
     Args:
         t_max: time horizon (traced).
         grad_tol: stop once |grad L| <= grad_tol (traced).
@@ -53,10 +58,18 @@ class GradientFlow(AbstractFlow):
         solver: the diffrax solver (static), Tsit5 by default; ``diffrax.Kvaerno5()`` for stiff smooth problems.
 
     Example:
-        >>> import landscape as ls
+        >>> import jax, jax.numpy as jnp, landscape as ls
         >>> flow = ls.GradientFlow(t_max=300.0)
         >>> float(flow.t_max), flow.n_snapshots
         (300.0, 64)
+        >>> problem = ls.TeacherStudent(ls.Teacher.orthonormal(d=3, width=2), ls.TwoLayer(width=2))
+        >>> traj = ls.run_flow(problem, flow, {"w": jnp.eye(3)[:2] + 0.1, "a": jnp.ones(2)})  # doctest: +SKIP
+        >>> ls.flow.status_name(traj.status)  # doctest: +SKIP
+        'CONVERGED'
+
+    References:
+        Kumar & Haupt, `Early Directional Convergence in Deep Homogeneous Neural Networks for Small
+        Initializations <https://arxiv.org/abs/2403.08121>`_, 2024 (gradient flow from small initialisations).
     """
 
     t_max: jax.Array

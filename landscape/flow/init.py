@@ -67,6 +67,20 @@ class AbstractInit(eqx.Module):
     """How initial trainable parameters are drawn, for one student: ``init.sample(key, problem)``.
 
     ``scale`` is a traced leaf (a sweep over it reuses one compilation); the distribution is the class.
+    theta(0) = scale * theta_hat with theta_hat fan-in normalised (see the module docstring). For a batch, vmap
+    over keys: ``jax.vmap(lambda k: init.sample(k, problem))(jax.random.split(key, n))`` gives every leaf a
+    leading axis n (what :func:`landscape.explore` does).
+
+    Args:
+        scale: overall scale of theta(0) (scale << 1: small initialisation).
+
+    Example:
+        >>> import jax, landscape as ls
+        >>> problem = ls.TeacherStudent(ls.Teacher.orthonormal(d=3, width=2), ls.TwoLayer(width=2))
+        >>> init = ls.GaussianInit(1e-3)
+        >>> theta = init.sample(jax.random.key(0), problem)
+        >>> theta["w"].shape, theta["a"].shape, float(abs(theta["w"]).max()) < 1e-2
+        ((2, 3), (2,), True)
     """
 
     scale: jax.Array
@@ -77,26 +91,73 @@ class AbstractInit(eqx.Module):
     distribution: ClassVar[str]
 
     def sample(self, key, problem):
-        """One draw theta(0) (a dict pytree of the problem's trainable shapes)."""
+        """One draw theta(0) (a dict pytree of the problem's trainable shapes); pure, jittable, vmappable over key.
+
+        Args:
+            key: PRNG key.
+            problem: a :class:`landscape.TeacherStudent`.
+
+        Returns:
+            A trainable parameter dict with shapes ``problem.trainable_shapes``.
+        """
         return init_params(key, problem, scale=self.scale, distribution=self.distribution)
 
 
 @final
 class GaussianInit(AbstractInit):
-    """Every entry N(0, 1 / fan_in) times ``scale`` (scale 1: LeCun/Xavier; scale << 1: small initialisation)."""
+    """Every entry N(0, 1 / fan_in) times ``scale`` (scale 1: LeCun/Xavier; scale << 1: small initialisation).
+
+    Args:
+        scale: multiplies the fan-in-normalised draw (traced).
+
+    Example:
+        >>> import jax, landscape as ls
+        >>> problem = ls.TeacherStudent(ls.Teacher.orthonormal(d=3, width=2), ls.TwoLayer(width=2))
+        >>> theta = ls.GaussianInit(0.5).sample(jax.random.key(0), problem)
+        >>> {k: v.shape for k, v in theta.items()}
+        {'a': (2,), 'w': (2, 3)}
+    """
 
     distribution: ClassVar[str] = "gaussian"
 
 
 @final
 class OrthogonalInit(AbstractInit):
-    """Weight matrices with orthonormal rows (or columns) times ``scale``; other entries as :class:`GaussianInit`."""
+    """Weight matrices with orthonormal rows (or columns) times ``scale``; other entries as :class:`GaussianInit`.
+
+    Args:
+        scale: multiplies the draw (traced): W W^T = scale^2 I for a wide weight matrix W.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, landscape as ls
+        >>> problem = ls.TeacherStudent(ls.Teacher.orthonormal(d=3, width=2), ls.TwoLayer(width=2))
+        >>> w = ls.OrthogonalInit(1.0).sample(jax.random.key(0), problem)["w"]  # (2, 3)
+        >>> bool(jnp.allclose(w @ w.T, jnp.eye(2)))
+        True
+    """
 
     distribution: ClassVar[str] = "orthogonal"
 
 
 @final
 class SphereInit(AbstractInit):
-    """The whole trainable vector uniform on the sphere of radius ``scale`` (Kumar & Haupt 2024: delta * w0)."""
+    """The whole trainable vector uniform on the sphere of radius ``scale`` (Kumar & Haupt 2024: delta * w0).
+
+    theta(0) = delta w0 with |w0| = 1 (all trainable parameters flattened) and delta = ``scale``.
+
+    Args:
+        scale: the radius delta (traced).
+
+    Example:
+        >>> import jax, jax.numpy as jnp, landscape as ls
+        >>> problem = ls.TeacherStudent(ls.Teacher.orthonormal(d=3, width=2), ls.TwoLayer(width=2))
+        >>> theta = ls.SphereInit(1e-3).sample(jax.random.key(0), problem)
+        >>> round(float(jnp.sqrt(sum(jnp.sum(x**2) for x in theta.values()))), 12)
+        0.001
+
+    References:
+        Kumar & Haupt, `Early Directional Convergence in Deep Homogeneous Neural Networks for Small
+        Initializations <https://arxiv.org/abs/2403.08121>`_, 2024.
+    """
 
     distribution: ClassVar[str] = "sphere"

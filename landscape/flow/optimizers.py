@@ -44,6 +44,11 @@ __all__ = ["OptaxFlow"]
 class OptaxFlow(AbstractFlow):
     """An optax optimiser run for at most ``steps`` steps; see the module docstring.
 
+        g_k = grad L(theta_k),   (u_k, s_{k+1}) = optimizer.update(g_k, s_k, theta_k),   theta_{k+1} = theta_k + u_k
+
+    e.g. theta_{k+1} = theta_k - lr g_k for ``optax.sgd``; reported time t_k = k * lr. The optimiser is static,
+    ``steps``, ``grad_tol`` and the hyperparameters are traced (a learning-rate sweep compiles once).
+
     Args:
         optimizer: an optax factory (``optax.sgd``, ``optax.adam``, ...) or a ``GradientTransformation`` (static).
         steps: maximal number of updates (traced int).
@@ -52,11 +57,19 @@ class OptaxFlow(AbstractFlow):
         **hyperparams: traced hyperparameters (``learning_rate``, ``momentum``, ...): the factory's keyword
             arguments, or entries of an ``inject_hyperparams`` state. Time is reported as t = step * learning_rate.
 
+    Raises:
+        TypeError: if ``optimizer`` is neither an optax factory nor a ``GradientTransformation``.
+        ValueError: (when run) hyperparameters given for a transformation without injected hyperparameters, or
+            unknown to it.
+
     Example:
         >>> import optax, landscape as ls
         >>> flow = ls.OptaxFlow(optax.sgd, learning_rate=0.5, steps=1000)
         >>> float(flow.hyperparams["learning_rate"])
         0.5
+        >>> adam = ls.OptaxFlow(optax.inject_hyperparams(optax.adam)(learning_rate=1e-3), learning_rate=1e-2)
+        >>> float(adam.time_scale)
+        0.01
     """
 
     optimizer: object = eqx.field(static=True)

@@ -8,7 +8,7 @@ H = V diag(lambda) V^T (dense, of the flattened parameters via ``ravel_pytree``)
 with c adapted by the trust-region ratio rho = (|g|^2 - |g_new|^2) / (|g|^2 - |g + H step|^2) (step accepted when
 rho > 1e-4 and |g| decreases; c * 4 when rho < 0.25, c / 4 when rho > 0.75). The choice mu ~ |g|^2 (Yamashita &
 Fukushima 2001) keeps quadratic convergence when the solution set is not isolated (permutation, rescaling and
-splitting symmetries make H singular on manifolds of critical points, papers.md section 1); the ratio test raises
+splitting symmetries make H singular on manifolds of critical points, README science section 1); the ratio test raises
 c where the linear model fails. Directions with |lambda| <= 1e-14 max|lambda| get no step, so the iterate
 converges to a nearby point of the critical manifold. Newton-type steps do not care about the index, so saddles
 polish as well as minima. Convergence is quadratic at Morse-Bott points (relu global minimum: 1e-2 -> 5e-16 in
@@ -39,6 +39,8 @@ class PolishResult(eqx.Module):
         grad_norm: |grad L(theta)| (Euclidean norm over all trainable parameters).
         n_iter: LM iterations taken (accepted and rejected).
         converged: grad_norm <= tol.
+
+    See :func:`polish` for an example.
     """
 
     theta: dict
@@ -51,13 +53,39 @@ class PolishResult(eqx.Module):
 def polish(problem, theta, *, tol=1e-10, max_iter: int = 100) -> PolishResult:
     """Levenberg-Marquardt on grad L = 0 from ``theta`` (one point); pure, jittable, vmappable over ``theta``.
 
+    With g = grad L and H = V diag(lambda) V^T the dense Hessian of the P flattened trainable parameters, each
+    iteration tries
+
+        step = -(H^2 + mu I)^{-1} H g,   mu = c |g| far from a critical point, mu = c 1e6 |g|^2 once |g| < 1e-6,
+
+    (or a short pseudo-inverse Newton step in the end game) with c adapted by a trust-region ratio; see the module
+    docstring. Saddles polish like minima. Costs one (P, P) Hessian and ``eigh`` per iteration: meant for small P.
+    A ``lax.while_loop``: ``tol`` may be traced, ``max_iter`` is static; never raises (NaN gives ``converged``
+    False).
+
     Args:
         problem: a :class:`landscape.problem.Problem`.
         theta: trainable parameter dict near a critical point.
         tol: target |grad L| (may be traced).
         max_iter: iteration cap (static: fixed shapes).
+
     Returns:
-        :class:`PolishResult`.
+        :class:`PolishResult` (scalars and a ``theta`` of the input's shapes).
+
+    Example:
+        >>> import jax, jax.numpy as jnp, landscape as ls
+        >>> problem = ls.TeacherStudent(ls.Teacher.orthonormal(d=3, width=2), ls.TwoLayer(width=2),
+        ...                             ls.SampleLoss.gaussian(n=16, d=3, key=jax.random.key(0)))
+        >>> res = jax.jit(ls.polish)(problem, {"w": jnp.eye(3)[:2] + 1e-3, "a": jnp.ones(2)})
+        >>> bool(res.converged), float(res.grad_norm) <= 1e-10, float(res.loss) < 1e-18, int(res.n_iter) < 10
+        (True, True, True, True)
+
+    References:
+        Yamashita & Fukushima, On the Rate of Convergence of the Levenberg-Marquardt Method, Computing (Suppl.)
+        15, 2001.
+
+        Fan & Yuan, On the Quadratic Convergence of the Levenberg-Marquardt Method without Nonsingularity
+        Assumption, Computing 74, 2005.
     """
     x0, unravel = ravel_pytree(theta)
     f = lambda x: problem.loss(unravel(x))  # noqa: E731
@@ -122,6 +150,24 @@ def polish_batch(problem, theta_batch, *, tol=1e-10, max_iter: int = 100) -> Pol
     """``jit(vmap(polish))`` over the leading axis of every leaf of ``theta_batch``.
 
     ``tol`` is traced (a new value reuses the compilation); ``max_iter`` is static.
+
+    Args:
+        problem: a :class:`landscape.problem.Problem` (shared by the batch).
+        theta_batch: trainable parameter dict whose leaves have a leading axis n.
+        tol: target |grad L| (traced).
+        max_iter: iteration cap (static).
+
+    Returns:
+        :class:`PolishResult` whose leaves have a leading axis n.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, landscape as ls
+        >>> from landscape.flow import polish_batch
+        >>> problem = ls.TeacherStudent(ls.Teacher.orthonormal(d=3, width=2), ls.TwoLayer(width=2),
+        ...                             ls.SampleLoss.gaussian(n=16, d=3, key=jax.random.key(0)))
+        >>> thetas = {"w": jnp.stack([jnp.eye(3)[:2] + 1e-3, jnp.eye(3)[:2] - 1e-3]), "a": jnp.ones((2, 2))}
+        >>> polish_batch(problem, thetas).converged.tolist()
+        [True, True]
     """
     return _polish_batch(problem, theta_batch, jnp.asarray(tol, float), max_iter=int(max_iter))
 

@@ -108,6 +108,18 @@ class Trajectory(eqx.Module):
         params: snapshot parameters, every leaf with a leading axis S (NaN after ``t_final``), or None.
         loss_final: L(theta) at the final parameters.
         grad_norm_final: |grad L(theta)| at the final parameters.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, optax, landscape as ls
+        >>> problem = ls.TeacherStudent(ls.Teacher.orthonormal(d=3, width=2), ls.TwoLayer(width=2),
+        ...                             ls.SampleLoss.gaussian(n=16, d=3, key=jax.random.key(0)))
+        >>> theta0 = {"w": jnp.eye(3)[:2] + 0.1, "a": jnp.ones(2)}
+        >>> flow = ls.OptaxFlow(optax.sgd, learning_rate=0.2, steps=500, n_snapshots=8)
+        >>> traj = jax.jit(ls.run_flow)(problem, flow, theta0)
+        >>> [round(float(t), 6) for t in traj.ts]  # t = step * learning_rate: step 0, then log-spaced up to 500
+        [0.0, 0.2, 0.6, 1.6, 4.4, 12.6, 35.4, 100.0]
+        >>> traj.theta["w"].shape, int(traj.n_steps), ls.flow.status_message(traj.status)
+        ((2, 3), 500, 'time horizon reached before |grad L| <= flow.grad_tol ...')
     """
 
     theta: dict
@@ -126,7 +138,19 @@ class Trajectory(eqx.Module):
 class AbstractFlow(eqx.Module):
     """A training flow: structural settings are static fields, numbers are traced array leaves.
 
-    Concrete flows implement :meth:`run` for ONE student; :func:`landscape.flow.run_flows` vmaps it.
+    Concrete flows implement :meth:`run` for ONE student; :func:`landscape.flow.run_flows` vmaps it. Fields that
+    fix shapes or the program (solver, optimiser, ``n_snapshots``, ``save_params``) are static; numbers
+    (horizon, tolerances, hyperparameters) are traced, so a sweep over them reuses one compilation.
+
+    Attributes:
+        n_snapshots: S, the number of scheduled snapshots (static).
+        save_params: also store the parameters at the snapshots (static).
+        grad_tol: stop once |grad L| <= grad_tol (traced).
+
+    Example:
+        >>> import optax, landscape as ls
+        >>> [isinstance(f, ls.AbstractFlow) for f in (ls.GradientFlow(), ls.OptaxFlow(optax.adam, learning_rate=1e-3))]
+        [True, True]
     """
 
     n_snapshots: eqx.AbstractVar[int]

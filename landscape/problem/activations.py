@@ -5,7 +5,7 @@ An activation is a frozen, hashable dataclass (so it can be a static field of a 
 an activation touches this file only:
 
 - ``__call__(z)``: sigma applied elementwise;
-- the symmetry facts the analysis needs (``../shared/papers.md`` section 1; README "Numerics"):
+- the symmetry facts the analysis needs (README, science section 1 and "Numerics"):
 
   - ``homogeneity``: degree p of positive homogeneity, sigma(c z) = c^p sigma(z) for c > 0 (relu: 1, relu^p: p),
     or ``None``. Positively homogeneous activations have the rescaling symmetry (w, b, a) -> (c w, c b, a / c^p);
@@ -64,7 +64,24 @@ class AbstractActivation(abc.ABC):
     """A scalar activation sigma with its symmetry facts and (optionally) its closed-form Gaussian pair kernel.
 
     Subclasses are frozen dataclasses and final. Class attributes state the facts; ``label`` is the name as a
-    config writes it.
+    config writes it. An activation is hashable and used as a static field: a new activation is a new compilation.
+
+    Example:
+        >>> from dataclasses import dataclass
+        >>> import jax.numpy as jnp, landscape as ls
+        >>> @dataclass(frozen=True)
+        ... class Cube(ls.AbstractActivation):  # sigma(z) = z^3: odd, 3-homogeneous, smooth
+        ...     name = "cube"
+        ...     homogeneity = 3.0
+        ...     odd = zero_at_zero = smooth = True
+        ...     def __call__(self, z):
+        ...         return z**3
+        >>> Cube()(jnp.array([-1.0, 2.0])).tolist(), Cube().has_closed_form
+        ([-1.0, 8.0], False)
+
+    References:
+        Şimşek et al., `Geometry of the Loss Landscape in Overparameterized Neural Networks: Symmetries and
+        Invariances <https://arxiv.org/abs/2105.12221>`_, ICML 2021.
     """
 
     name: ClassVar[str]
@@ -142,7 +159,24 @@ def erf_kernel(w, v):
 @final
 @dataclass(frozen=True)
 class ReLU(AbstractActivation):
-    """sigma(z) = max(z, 0); 1-homogeneous; closed-form arc-cosine kernel (:func:`relu_kernel`)."""
+    """sigma(z) = max(z, 0); 1-homogeneous; closed-form arc-cosine kernel (:func:`relu_kernel`).
+
+        k(w, v) = |w||v| / (2 pi) (sin theta + (pi - theta) cos theta),   theta = angle(w, v)
+
+    Symmetries: positive rescaling (w, a) -> (c w, a / c) and dead or zero neurons (relu(0) = 0).
+
+    Example:
+        >>> import jax.numpy as jnp, landscape as ls
+        >>> e1, e2 = jnp.array([1.0, 0.0]), jnp.array([0.0, 1.0])
+        >>> float(ls.ReLU().pair_kernel(e1, e1)), round(float(ls.ReLU().pair_kernel(e1, e2)), 6)  # 1/2, 1/(2 pi)
+        (0.5, 0.159155)
+
+    References:
+        Cho & Saul, Kernel Methods for Deep Learning, NeurIPS 2009.
+
+        Safran & Shamir, `Spurious Local Minima are Common in Two-Layer ReLU Neural Networks
+        <https://arxiv.org/abs/1712.08968>`_, ICML 2018.
+    """
 
     name: ClassVar[str] = "relu"
     homogeneity: ClassVar[float | None] = 1.0
@@ -163,6 +197,20 @@ class LeakyReLU(AbstractActivation):
     Kernel: leaky(z) = alpha z + (1 - alpha) relu(z) and E[u relu(v)] = E[u v] / 2 give
         k(w, v) = alpha^2 w.v + alpha (1 - alpha) (E[relu(w.x) v.x] + E[w.x relu(v.x)]) + (1 - alpha)^2 k_relu,
     written so that derivatives at a zero neuron follow relu'(0) = 0 (leaky'(0) = alpha), like autodiff.
+
+    Args:
+        alpha: the negative slope, 0 <= alpha < 1 (default 0.01).
+
+    Raises:
+        ValueError: if alpha is outside [0, 1).
+
+    Example:
+        >>> import jax.numpy as jnp, landscape as ls
+        >>> act = ls.LeakyReLU(0.1)
+        >>> act(jnp.array([-1.0, 2.0])).tolist(), act.label
+        ([-0.1, 2.0], 'leaky_relu(0.1)')
+        >>> float(act.pair_kernel(jnp.array([1.0, 0.0]), jnp.array([1.0, 0.0])))  # (1 + alpha^2) / 2
+        0.505
     """
 
     alpha: float = 0.01
@@ -192,7 +240,28 @@ class LeakyReLU(AbstractActivation):
 @final
 @dataclass(frozen=True)
 class ReLUPower(AbstractActivation):
-    """sigma(z) = max(z, 0)^p for an integer p >= 2 (polynomial ReLU); p-homogeneous. No closed form here."""
+    """sigma(z) = max(z, 0)^p for an integer p >= 2 (polynomial ReLU); p-homogeneous. No closed form here.
+
+    A two-layer net without biases is then positively homogeneous of order L = p + 1 in all its weights, and
+    gradient flow from a small initialisation first converges in direction (Kumar & Haupt 2024). Not smooth and no
+    closed-form kernel: use :class:`landscape.SampleLoss`.
+
+    Args:
+        p: the integer power, p >= 2.
+
+    Raises:
+        ValueError: if p is not an integer >= 2 (use :class:`ReLU` for p = 1).
+
+    Example:
+        >>> import jax.numpy as jnp, landscape as ls
+        >>> act = ls.ReLUPower(3)
+        >>> act(jnp.array([-1.0, 2.0])).tolist(), act.homogeneity, act.label
+        ([0.0, 8.0], 3.0, 'relu^3')
+
+    References:
+        Kumar & Haupt, `Early Directional Convergence in Deep Homogeneous Neural Networks for Small
+        Initializations <https://arxiv.org/abs/2403.08121>`_, 2024.
+    """
 
     p: int = 2
 
@@ -222,7 +291,15 @@ class ReLUPower(AbstractActivation):
 @final
 @dataclass(frozen=True)
 class Softplus(AbstractActivation):
-    """sigma(z) = log(1 + e^z); smooth, no symmetry of its own."""
+    """sigma(z) = log(1 + e^z); smooth, no symmetry of its own.
+
+    The population loss uses 2-D Gaussian quadrature with Price's-theorem derivatives (Price 1958).
+
+    Example:
+        >>> import jax.numpy as jnp, landscape as ls
+        >>> round(float(ls.Softplus()(jnp.array(0.0))), 6), ls.Softplus().smooth  # log 2
+        (0.693147, True)
+    """
 
     name: ClassVar[str] = "softplus"
     smooth: ClassVar[bool] = True
@@ -234,7 +311,15 @@ class Softplus(AbstractActivation):
 @final
 @dataclass(frozen=True)
 class Tanh(AbstractActivation):
-    """sigma(z) = tanh z; smooth and odd."""
+    """sigma(z) = tanh z; smooth and odd.
+
+    Odd: the sign flip (w, b, a) -> (-w, -b, -a) of a neuron is a symmetry. Population loss by quadrature.
+
+    Example:
+        >>> import jax.numpy as jnp, landscape as ls
+        >>> ls.Tanh()(jnp.array([-1.0, 0.0, 1.0])).round(6).tolist(), ls.Tanh().odd
+        ([-0.761594, 0.0, 0.761594], True)
+    """
 
     name: ClassVar[str] = "tanh"
     odd: ClassVar[bool] = True
@@ -251,6 +336,15 @@ class Erf(AbstractActivation):
     """sigma(z) = erf z; smooth and odd. Kernel (Williams 1997):
 
         k(w, v) = (2 / pi) arcsin(2 w.v / sqrt((1 + 2|w|^2)(1 + 2|v|^2))),  smooth everywhere.
+
+    Example:
+        >>> import jax.numpy as jnp, landscape as ls
+        >>> e1 = jnp.array([1.0, 0.0])
+        >>> round(float(ls.Erf().pair_kernel(e1, e1)), 6)  # (2 / pi) arcsin(2/3)
+        0.464559
+
+    References:
+        Williams, Computing with Infinite Networks, NeurIPS 1997.
     """
 
     name: ClassVar[str] = "erf"
@@ -268,7 +362,15 @@ class Erf(AbstractActivation):
 @final
 @dataclass(frozen=True)
 class Sigmoid(AbstractActivation):
-    """sigma(z) = 1 / (1 + e^-z); smooth."""
+    """sigma(z) = 1 / (1 + e^-z); smooth.
+
+    Population loss by quadrature. sigma(-z) = 1 - sigma(z): a sign flip shifts f by a constant, so it is no symmetry.
+
+    Example:
+        >>> import jax.numpy as jnp, landscape as ls
+        >>> float(ls.Sigmoid()(jnp.array(0.0))), ls.Sigmoid().facts()["odd"]
+        (0.5, False)
+    """
 
     name: ClassVar[str] = "sigmoid"
     smooth: ClassVar[bool] = True
@@ -284,6 +386,16 @@ class Sigmoid4Softplus(AbstractActivation):
 
     sigmoid(4 z) has poles at distance pi/4 from the real axis; its 4th-derivative moments (Hessians) need 192+
     quadrature nodes for 1e-10 consistency between Price Hessians and finite differences, hence 256.
+
+    Example:
+        >>> import jax.numpy as jnp, landscape as ls
+        >>> act = ls.Sigmoid4Softplus()
+        >>> round(float(act(jnp.array(0.0))), 6), act.quadrature_order  # 1/2 + log 2
+        (1.193147, 256)
+
+    References:
+        Şimşek et al., `Geometry of the Loss Landscape in Overparameterized Neural Networks: Symmetries and
+        Invariances <https://arxiv.org/abs/2105.12221>`_, ICML 2021.
     """
 
     name: ClassVar[str] = "sigmoid4_softplus"

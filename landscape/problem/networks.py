@@ -1,6 +1,6 @@
 """Networks: two-layer nets and deep MLPs as pure functions of parameter pytrees.
 
-Two-layer net of width m on x in R^d (papers.md, common setting):
+Two-layer net of width m on x in R^d (README science, common setting):
 
     f(x; w, b, a) = sum_j a_j sigma(w_j . x + b_j)
 
@@ -33,10 +33,26 @@ __all__ = ["TwoLayer", "MLP", "Network"]
 class TwoLayer:
     """Two-layer network f(x) = sum_j a_j sigma(w_j . x + b_j) of width ``width`` on inputs of dim ``input_dim``.
 
+    A frozen, hashable dataclass: the architecture only (static under ``jit``; it fixes the parameter shapes and so
+    defines a compilation group). Parameters are a separate dict ``{"w": (m, d), "b": (m,) if bias, "a": (m,)}``
+    (traced); :meth:`apply` handles one input and one parameter set, vmap over either outside.
+
+    Args:
+        width: number of hidden neurons m.
+        activation: an :class:`landscape.AbstractActivation` (default :class:`landscape.ReLU`).
+        bias: whether the hidden neurons have biases b_j.
+        input_dim: input dimension d; None for a student specification (the problem fills in the teacher's d).
+
     Example:
-        >>> import landscape as ls
-        >>> ls.TwoLayer(width=3, activation=ls.ReLU()).width
-        3
+        >>> import jax, jax.numpy as jnp, landscape as ls
+        >>> net = ls.TwoLayer(width=2, activation=ls.ReLU(), input_dim=3)
+        >>> net.shapes()
+        {'w': (2, 3), 'a': (2,)}
+        >>> params = {"w": jnp.eye(3)[:2], "a": jnp.array([1.0, -1.0])}
+        >>> float(net.apply(params, jnp.array([1.0, 2.0, 3.0])))  # relu(1) - relu(2)
+        -1.0
+        >>> jax.vmap(net.apply, in_axes=(None, 0))(params, jnp.ones((5, 3))).shape  # a batch of inputs
+        (5,)
     """
 
     width: int
@@ -71,7 +87,31 @@ class TwoLayer:
 
 @dataclass(frozen=True)
 class MLP:
-    """Deep MLP with hidden widths ``hidden_widths`` and a linear scalar output f(x) = a . h_L."""
+    """Deep MLP with hidden widths ``hidden_widths`` and a linear scalar output f(x) = a . h_L.
+
+    h_0 = x, h_l = sigma(W_l h_{l-1} + b_l) for l = 1..L, with W_l of shape (n_l, n_{l-1}); parameters
+    ``{"layers": ({"w": (n_1, d), "b": (n_1,)}, ...), "a": (n_L,)}`` (``"b"`` only with biases). Like
+    :class:`TwoLayer`, a static architecture; one input and one parameter set per call.
+
+    Args:
+        hidden_widths: (n_1, ..., n_L), the hidden widths; ``width`` is n_L and ``depth`` is L.
+        activation: an :class:`landscape.AbstractActivation` (default :class:`landscape.ReLU`).
+        bias: whether every hidden layer has biases.
+        input_dim: input dimension d; None for a student specification.
+
+    Example:
+        >>> import jax.numpy as jnp, landscape as ls
+        >>> mlp = ls.MLP(hidden_widths=(4, 2), input_dim=3)
+        >>> mlp.shapes()
+        {'layers': ({'w': (4, 3)}, {'w': (2, 4)}), 'a': (2,)}
+        >>> params = {"layers": ({"w": jnp.ones((4, 3))}, {"w": jnp.ones((2, 4))}), "a": jnp.ones(2)}
+        >>> float(mlp.apply(params, jnp.ones(3)))  # 2 * (4 * 3)
+        24.0
+
+    References:
+        Bona-Pellissier, Malgouyres & Bachoc, `Geometry-induced Implicit Regularization in Deep ReLU Neural
+        Networks <https://arxiv.org/abs/2402.08269>`_, 2024.
+    """
 
     hidden_widths: tuple[int, ...]
     activation: Activation = field(default_factory=ReLU)

@@ -14,7 +14,10 @@ Example:
     >>> import jax, landscape as ls
     >>> problem = ls.TeacherStudent(teacher=ls.Teacher.orthonormal(d=3, width=2),
     ...                             student=ls.TwoLayer(width=2, activation=ls.ReLU()), loss=ls.PopulationLoss())
-    >>> float(problem.loss({"w": jax.numpy.eye(3)[:2], "a": jax.numpy.ones(2)}))
+    >>> theta = {"w": jax.numpy.eye(3)[:2], "a": jax.numpy.ones(2)}
+    >>> float(problem.loss(theta))  # doctest: +SKIP
+    0.0
+    >>> float(jax.jit(ls.problem.loss)(problem, theta))  # the problem is a pytree argument; compiled once
     0.0
 """
 
@@ -36,6 +39,11 @@ __all__ = ["TeacherStudent", "Problem", "loss", "loss_accurate"]
 class TeacherStudent(eqx.Module):
     """A student network learning a teacher under the squared loss; see the module docstring.
 
+        L(theta) = 1/2 E[(f(x; theta) - y(x))^2],   theta = the student's trainable parameters
+
+    The student (architecture) is static; teacher parameters, frozen output weights and sample arrays are traced.
+    Every method handles ONE parameter set ``theta``; batch with ``jax.vmap(problem.loss)``.
+
     Args:
         teacher: a :class:`Teacher` (without an activation it takes the student's).
         student: a :class:`landscape.TwoLayer` or :class:`landscape.MLP`; its ``input_dim`` may be left out.
@@ -45,6 +53,23 @@ class TeacherStudent(eqx.Module):
 
     Raises:
         ValueError: naming the argument and the fix, for incompatible sizes or a loss that cannot be evaluated.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, landscape as ls
+        >>> problem = ls.TeacherStudent(ls.Teacher.orthonormal(d=3, width=2), ls.TwoLayer(width=2))
+        >>> problem.trainable_shapes, problem.loss_kind
+        ({'w': (2, 3), 'a': (2,)}, 'population')
+        >>> theta = {"w": jnp.eye(3)[:2], "a": jnp.ones(2)}  # the student equals the teacher
+        >>> float(jax.jit(ls.problem.loss)(problem, theta))  # problem.loss(theta), compiled
+        0.0
+        >>> fixed = ls.TeacherStudent(ls.Teacher.orthonormal(d=3, width=2), ls.TwoLayer(width=3),
+        ...                           output_weights="teacher")  # a frozen to 1: trains w only
+        >>> fixed.trainable_shapes
+        {'w': (3, 3)}
+
+    References:
+        Şimşek et al., `Geometry of the Loss Landscape in Overparameterized Neural Networks: Symmetries and
+        Invariances <https://arxiv.org/abs/2105.12221>`_, ICML 2021.
     """
 
     teacher: Teacher
@@ -82,7 +107,14 @@ class TeacherStudent(eqx.Module):
         return self.student.apply(self.full_params(theta), x)
 
     def loss(self, theta):
-        """1/2 E[(f - y)^2] for one student parameter set ``theta``; a scalar (pure, jittable, vmappable)."""
+        """1/2 E[(f - y)^2] for one student parameter set ``theta``; a scalar (pure, jittable, vmappable).
+
+        Args:
+            theta: trainable parameter dict with the shapes :attr:`trainable_shapes`.
+
+        Returns:
+            The loss, a float64 scalar.
+        """
         return self.objective.value(self, self.full_params(theta))
 
     def loss_accurate(self, theta):

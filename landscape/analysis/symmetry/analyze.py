@@ -227,6 +227,21 @@ class SymmetryAnalysis(AbstractAnalyzer):
     Args:
         zero_tol: relative zero-eigenvalue tolerance; global_loss_tol: zero-loss threshold.
         tolerances: reduction and labelling tolerances (:class:`Tolerances`).
+
+    Example:
+        >>> import jax, jax.numpy as jnp, landscape as ls
+        >>> problem = ls.TeacherStudent(ls.Teacher.orthonormal(d=3, width=2), ls.TwoLayer(width=3),
+        ...                             ls.SampleLoss.gaussian(n=16, d=3, key=jax.random.key(0)))
+        >>> split = {"w": jnp.eye(3)[jnp.array([[0, 1, 1]])], "a": jnp.array([[1.0, 0.3, 0.7]])}  # neuron 2 split
+        >>> points = ls.Point(theta=split, loss=jnp.zeros(1), grad_norm=jnp.zeros(1), certified=jnp.array([True]),
+        ...                   finite=jnp.array([True]))
+        >>> res = ls.run_analyzers([ls.HessianSpectrum(), ls.SymmetryAnalysis(), ls.Classify()], problem, points)
+        >>> res.columns["sym_class"].tolist(), res.columns["reduced_width"].tolist(), res.columns["kind"].tolist()
+        (['global_minimum'], [2], ['minimum'])
+
+    References:
+        Şimşek et al., Geometry of the loss landscape in overparameterized neural networks: symmetries and
+        invariances, ICML 2021 (arXiv:2105.12221).
     """
 
     zero_tol: float = 1.0e-7

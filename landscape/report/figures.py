@@ -64,7 +64,7 @@ def curves_figure(table: pd.DataFrame, arrays: dict, title: str = ""):
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
     n_shown = f"{len(shown)} of {len(kinds)}" if len(shown) < len(kinds) else f"{len(kinds)}"
-    axes[0].set_title(f"{title}: loss along {n_shown} trajectories")
+    axes[0].set_title(f"{title + ': ' if title else ''}loss along {n_shown} trajectories")
     axes[1].set_title("gradient norm (colour = class of the end point)")
     _legend(axes[0], [k for k in KIND_COLORS if k in set(kinds)])
     fig.tight_layout()
@@ -90,7 +90,7 @@ def spectra_figure(table: pd.DataFrame, arrays: dict, title: str = ""):
     axes[0].axhline(0, color="k", lw=0.5)
     axes[0].set_xlabel("end point (sorted by loss)")
     axes[0].set_ylabel("Hessian eigenvalue (symlog)")
-    axes[0].set_title(f"{title}: Hessian spectra at end points")
+    axes[0].set_title(f"{title + ': ' if title else ''}Hessian spectra at end points")
     _legend(axes[0], [k for k in KIND_COLORS if k in set(kinds)])
     axes[0].grid(alpha=0.3)
     cert = table["certified"].to_numpy()

@@ -22,7 +22,7 @@ Example:
 
 from __future__ import annotations
 
-from pathlib import Path
+import math
 
 import equinox as eqx
 import jax
@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .activations import Activation
+from .data import check_finite, read_npz
 from .networks import MLP, Network, TwoLayer
 
 __all__ = ["Teacher", "output_weight_values"]
@@ -37,15 +38,28 @@ __all__ = ["Teacher", "output_weight_values"]
 
 def output_weight_values(spec, width: int, key) -> jnp.ndarray:
     """Output weights from a spec: ``"ones"``, ``"gaussian"`` (N(0, 1) from ``key``), a number or an array."""
+    use = "use \"ones\", \"gaussian\", a number or an array"
     if isinstance(spec, str):
         if spec == "ones":
             return jnp.ones(width)
         if spec == "gaussian":
             return jax.random.normal(key, (width,))
-        raise ValueError(f"unknown output weights {spec!r}; use \"ones\", \"gaussian\", a number or an array")
+        raise ValueError(f"unknown output weights {spec!r}; {use}")
+    if isinstance(spec, bool) or (isinstance(spec, list | tuple) and any(isinstance(v, bool) for v in spec)):
+        raise ValueError(f"output weights {spec!r} are not numbers; {use}")
     if isinstance(spec, int | float):
+        if not math.isfinite(spec):
+            raise ValueError(f"output weights {spec!r} are not finite; {use} of finite values")
         return jnp.full(width, float(spec), dtype=float)
-    a = jnp.asarray(spec, dtype=float)
+    if isinstance(spec, jax.core.Tracer):
+        a = jnp.asarray(spec, dtype=float)
+    else:
+        try:
+            a = jnp.asarray(np.asarray(spec, dtype=float))
+        except (TypeError, ValueError):
+            raise ValueError(f"output weights {spec!r} are not numbers; {use}") from None
+        if not bool(np.all(np.isfinite(np.asarray(a)))):
+            raise ValueError(f"output weights {spec!r} are not finite; {use} of finite values")
     if a.shape != (width,):
         raise ValueError(f"output weights have shape {a.shape}; the teacher needs ({width},)")
     return a
@@ -139,17 +153,23 @@ class Teacher(eqx.Module):
     @classmethod
     def from_file(cls, path, *, activation: Activation | None = None) -> Teacher:
         """Read ``w`` (r*, d), ``a`` (r*,) and optionally ``b`` (r*,) from an ``.npz`` file."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"teacher file {str(path)!r} not found")
-        data = np.load(path)
+        what = f"teacher file {str(path)!r}"
+        data = read_npz(path, what, "numpy.savez(path, w=w, a=a)")
         missing = [k for k in ("w", "a") if k not in data]
         if missing:
-            raise ValueError(f"teacher file {str(path)!r} lacks array {missing[0]!r}; it needs 'w' (r, d) and 'a' (r,)")
-        w, a = jnp.asarray(data["w"], float), jnp.asarray(data["a"], float)
-        if w.ndim != 2 or a.shape != (w.shape[0],):
-            raise ValueError(f"teacher file {str(path)!r} has w {w.shape} and a {a.shape}; need w (r, d) and a (r,)")
-        params = {"w": w, "a": a}
+            raise ValueError(f"{what} lacks array {missing[0]!r}; it needs 'w' (r, d) and 'a' (r,)")
+        w, a = data["w"], data["a"]
+        if w.ndim != 2 or 0 in w.shape:
+            raise ValueError(f"{what} has w of shape {w.shape}; it needs a 2-D array (r, d): r teacher neurons, "
+                             "d inputs")
+        r = w.shape[0]
+        for name in ("a", "b"):
+            if name in data and data[name].shape != (r,):
+                raise ValueError(f"{what} has {name} of shape {data[name].shape}; with w {w.shape} it needs ({r},)")
+        for name in ("w", "a", "b"):
+            if name in data:
+                check_finite(what, name, data[name])
+        params = {"w": jnp.asarray(w, float), "a": jnp.asarray(a, float)}
         if "b" in data:
             params["b"] = jnp.asarray(data["b"], float)
         return cls(params, (), "b" in data, activation)

@@ -10,7 +10,10 @@ arguments of the functions they configure. Errors name the offending key and the
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
+import math
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -242,6 +245,11 @@ def validate(cfg: Config) -> None:
         act = parse_activation(p.activation)
     except ValueError as e:
         raise ConfigError(f"problem.activation: {e}") from None
+    for name, cls in SECTIONS.items():  # TOML reads inf and nan as numbers
+        for f in dataclasses.fields(cls):
+            v = getattr(getattr(cfg, name), f.name)
+            if f.type in ("float", float) and not math.isfinite(v):
+                raise ConfigError(f"{name}.{f.name} = {v} is not a finite number; give a finite value")
     positive = [
         ("problem.input_dim", p.input_dim),
         ("teacher.width", t.width),
@@ -261,6 +269,12 @@ def validate(cfg: Config) -> None:
                    ("polish.tol", po.tol), ("analysis.zero_tol", an.zero_tol)]:
         if not v > 0:
             raise ConfigError(f"{key} = {v} must be > 0")
+    if not an.zero_tol < 1:
+        raise ConfigError(f"analysis.zero_tol = {an.zero_tol} must be < 1 (it is relative to max|lambda|: at 1 every "
+                          "eigenvalue counts as zero); use e.g. 1e-7")
+    if not an.global_loss_tol >= 0:
+        raise ConfigError(f"analysis.global_loss_tol = {an.global_loss_tol} must be >= 0 (a minimum with loss at or "
+                          "below it is global); use e.g. 1e-20")
     if p.quadrature_order < 0 or 0 < p.quadrature_order < 16:
         raise ConfigError(
             f"problem.quadrature_order = {p.quadrature_order}; use 0 (automatic: 128, 256 for sigmoid4_softplus) "
@@ -275,6 +289,9 @@ def validate(cfg: Config) -> None:
         )
     if t.kind == "file" and not t.file:
         raise ConfigError('teacher.file is empty; give the path of an .npz with "w" and "a" for teacher.kind = "file"')
+    if t.kind == "file" and len(t.hidden_widths) > 1:
+        raise ConfigError('teacher.kind = "file" reads a two-layer teacher; drop teacher.hidden_widths or use '
+                          'teacher.kind = "gaussian" for a deep teacher')
     for key, widths in [("teacher.hidden_widths", t.hidden_widths), ("student.hidden_widths", s.hidden_widths)]:
         if widths and not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in widths):
             raise ConfigError(f"{key} = {widths!r} must be a list of positive integers")
@@ -303,6 +320,7 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"student.output_weights has {len(ow)} entries; it needs student.width = {s.width}")
         if not (ow == "teacher" or isinstance(ow, int | float | list)) or isinstance(ow, bool):
             raise ConfigError(f"student.output_weights = {ow!r}; use \"teacher\", a number or a list of numbers")
+        _check_numbers("student.output_weights", ow, "\"teacher\", a number or a list of numbers")
     if isinstance(t.output_weights, list) and len(t.output_weights) != t.width:
         n = len(t.output_weights)
         raise ConfigError(f"teacher.output_weights has {n} entries; it needs teacher.width = {t.width}")
@@ -310,9 +328,96 @@ def validate(cfg: Config) -> None:
         raise ConfigError(
             f"teacher.output_weights = {t.output_weights!r}; use \"ones\", \"gaussian\", a number or a list"
         )
-
+    if not isinstance(t.output_weights, str | int | float | list) or isinstance(t.output_weights, bool):
+        raise ConfigError(f"teacher.output_weights = {t.output_weights!r}; use \"ones\", \"gaussian\", a number or a "
+                          "list of numbers")
+    _check_numbers("teacher.output_weights", t.output_weights, "\"ones\", \"gaussian\", a number or a list of numbers")
+    teacher_a, _ = _check_files(cfg, act)
+    if not s.train_output_weights and s.output_weights == "teacher" and s.width != t.width:
+        ow = t.output_weights
+        if t.kind != "file":  # the file's weights are in teacher_a
+            teacher_a = None if ow == "gaussian" else ow if isinstance(ow, list) else [ow]
+        if teacher_a is None or any(v != teacher_a[0] for v in teacher_a):
+            raise ConfigError(
+                f"student.output_weights = \"teacher\" copies the teacher's output weights, but student.width = "
+                f"{s.width} differs from teacher.width = {t.width} and the teacher's weights are not all equal; "
+                f"give student.output_weights as a number or a list of {s.width} numbers"
+            )
 
     build_analyzers(an)  # names, imports and order, each failure one line
+
+
+def _check_numbers(key: str, value, use: str) -> None:
+    """A number or list of numbers given for ``key`` must be finite real numbers (not booleans, nan or inf)."""
+    values = value if isinstance(value, list) else [value] if isinstance(value, int | float) else []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise ConfigError(f"{key} = {value!r}: {v!r} is not a number; use {use}")
+        if not math.isfinite(v):
+            raise ConfigError(f"{key} = {value!r}: {v} is not a finite number; give finite values")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# input files: read and checked at validation, so a bad file is refused before anything runs
+
+
+def _stamp(path: str):
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None  # the reader raises the error (and nothing is cached)
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
+@functools.lru_cache(maxsize=16)
+def _read_teacher_file(path: str, stamp) -> Teacher:
+    return Teacher.from_file(path)
+
+
+@functools.lru_cache(maxsize=16)
+def _data_file_rows(path: str, stamp, input_dim: int) -> int:
+    from .problem.data import read_inputs
+
+    return int(read_inputs(path, input_dim)[0].shape[0])
+
+
+def _teacher_from_file(t: TeacherConfig, p: ProblemConfig) -> Teacher:
+    """The teacher of ``teacher.file``, checked against the config's sizes; each problem one ConfigError line."""
+    try:
+        teacher = _read_teacher_file(t.file, _stamp(t.file))
+    except (OSError, ValueError) as e:  # "teacher file 'x' ..." from the library: name the key instead
+        msg = str(e)
+        raise ConfigError("teacher.file " + msg.removeprefix("teacher file ") if msg.startswith("teacher file ")
+                          else f"teacher.file: {msg}") from None
+    w = teacher.params["w"]
+    if tuple(w.shape) != (t.width, p.input_dim):
+        raise ConfigError(f"teacher.file {t.file!r} has w of shape {tuple(w.shape)}; the config needs (teacher.width, "
+                          f"problem.input_dim) = ({t.width}, {p.input_dim}): set them to match the file")
+    if t.bias and not teacher.bias:
+        raise ConfigError(f"teacher.bias = true but teacher.file {t.file!r} has no array 'b'; add b ({t.width},) to "
+                          "the file or set teacher.bias = false")
+    return teacher
+
+
+def _check_files(cfg: Config, act) -> tuple[list | None, int | None]:
+    """Read and check ``teacher.file`` and ``problem.data_file``: (the file teacher's output weights, data rows)."""
+    p, t = cfg.problem, cfg.teacher
+    teacher_a = None
+    if t.kind == "file":
+        teacher = _teacher_from_file(t, p)
+        if p.loss == "population" and teacher.bias and not act.smooth:
+            raise ConfigError(f"teacher.file {t.file!r} has biases 'b', but problem.loss = \"population\" with "
+                              f"activation {act.label!r} is exact only without biases; use loss = \"sample\" or drop "
+                              "'b' from the file")
+        teacher_a = [float(v) for v in teacher.params["a"]]
+    n_rows = None
+    if p.data_file:
+        try:
+            n_rows = _data_file_rows(p.data_file, _stamp(p.data_file), p.input_dim)
+        except (OSError, ValueError) as e:
+            msg = str(e)
+            raise ConfigError(msg if msg.startswith("problem.data_file") else f"problem.data_file: {msg}") from None
+    return teacher_a, n_rows
 
 
 def _parse_value(text: str):
@@ -445,11 +550,7 @@ def build_problem(cfg: Config) -> TeacherStudent:
     elif t.kind == "orthonormal":
         teacher = Teacher.orthonormal(p.input_dim, t.width, key=key, output_weights=t.output_weights)
     else:
-        teacher = Teacher.from_file(t.file)
-        w = teacher.params["w"]
-        if w.shape != (t.width, p.input_dim):
-            raise ValueError(f"teacher.file {t.file!r} has w {tuple(w.shape)}; the config asks for w "
-                             f"({t.width}, {p.input_dim})")
+        teacher = _teacher_from_file(t, p)
     teacher = teacher.with_activation(act)
     if len(s.hidden_widths) > 1:
         student = MLP(tuple(s.hidden_widths), act, s.bias, p.input_dim)
@@ -457,14 +558,20 @@ def build_problem(cfg: Config) -> TeacherStudent:
         student = TwoLayer(s.width, act, s.bias, p.input_dim)
     if p.loss == "sample":
         if p.data_file:
-            x, y = load_inputs(p.data_file, p.input_dim)
+            try:
+                x, y = load_inputs(p.data_file, p.input_dim)
+            except (OSError, ValueError) as e:
+                raise ConfigError(str(e)) from None
             loss = SampleLoss(x, y)
         else:
             loss = SampleLoss.gaussian(p.n_samples, p.input_dim, key=jax.random.PRNGKey(p.data_seed))
     else:
         loss = PopulationLoss(p.quadrature_order or None)
     frozen = None if s.train_output_weights else s.output_weights
-    return TeacherStudent(teacher, student, loss, output_weights=frozen)
+    try:
+        return TeacherStudent(teacher, student, loss, output_weights=frozen)
+    except ValueError as e:  # loss/network/output-weight mismatches the validation did not foresee: still one line
+        raise ConfigError(f"cannot build the problem of this config: {e}") from None
 
 
 _OPTAX = {"gd": ("sgd", ("learning_rate",)), "momentum": ("sgd", ("learning_rate", "momentum")),

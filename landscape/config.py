@@ -59,6 +59,8 @@ __all__ = [
     "build_init",
     "build_polish",
     "build_analyzers",
+    "count_trainable",
+    "memory_limit",
 ]
 
 
@@ -332,7 +334,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"teacher.output_weights = {t.output_weights!r}; use \"ones\", \"gaussian\", a number or a "
                           "list of numbers")
     _check_numbers("teacher.output_weights", t.output_weights, "\"ones\", \"gaussian\", a number or a list of numbers")
-    teacher_a, _ = _check_files(cfg, act)
+    teacher_a, n_rows = _check_files(cfg, act)
+    _check_sizes(cfg, n_rows)
     if not s.train_output_weights and s.output_weights == "teacher" and s.width != t.width:
         ow = t.output_weights
         if t.kind != "file":  # the file's weights are in teacher_a
@@ -355,6 +358,134 @@ def _check_numbers(key: str, value, use: str) -> None:
             raise ConfigError(f"{key} = {value!r}: {v!r} is not a number; use {use}")
         if not math.isfinite(v):
             raise ConfigError(f"{key} = {value!r}: {v} is not a finite number; give finite values")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# sizes: refuse what cannot fit in memory before anything is allocated
+
+MEMORY_FALLBACK = 64 * 2**30  # bytes assumed where the operating system does not report its memory
+
+
+def memory_limit() -> int:
+    """Total physical memory of this machine in bytes (``os.sysconf``; 64 GiB where it is not reported).
+
+    Validation refuses a config when one trajectory's unavoidable state (a dense float64 Hessian of 8 P^2 bytes, the
+    population kernel matrices, the sample, the snapshots) or the arrays of one grid point kept for ``arrays.npz``
+    need more than this: such a run can only end in a MemoryError. The bounds are lower bounds of what a run needs,
+    so nothing that fits is refused (the chunk size then adapts to the free memory).
+    """
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        total = 0
+    return int(total) if total > 0 else MEMORY_FALLBACK
+
+
+def _layer_widths(hidden_widths: list, width: int) -> list[int]:
+    return list(hidden_widths) if len(hidden_widths) > 1 else [width]
+
+
+def _count_params(d: int, widths: list[int], bias: bool, output: bool) -> int:
+    n, fan_in = 0, d
+    for w in widths:
+        n += w * fan_in + (w if bias else 0)
+        fan_in = w
+    return n + (widths[-1] if output else 0)
+
+
+def count_trainable(cfg: Config) -> int:
+    """The number P of trainable student parameters of ``cfg``, from the sizes alone (nothing is built)."""
+    s = cfg.student
+    return _count_params(cfg.problem.input_dim, _layer_widths(s.hidden_widths, s.width), s.bias,
+                         s.train_output_weights)
+
+
+def _fmt_bytes(b: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if b < 1024:
+            return f"{int(b)} B" if unit == "B" else f"{b:.1f} {unit}"
+        b /= 1024
+    return f"{b:.3g} EiB"
+
+
+def _check_sizes(cfg: Config, n_rows: int | None = None) -> None:
+    """Refuse sizes whose unavoidable memory exceeds :func:`memory_limit` (one line naming the key to lower).
+
+    Lower bounds, in float64 words, for P trainable parameters, student widths m_l (m = their sum), teacher width k,
+    n samples (``n_rows`` of ``problem.data_file`` when given), S snapshots: one dense Hessian P^2; its P tangents
+    pushed through the loss by ``jax.hessian`` P n m (sample) or P m (m + k) (population; measured peaks are several
+    times these); the population kernel matrices (m + k)^2; the sample and one layer of activations
+    n (d + 1 + max width); the snapshots of one trajectory S (4 [+ P with ``save_params``]); the arrays one grid point
+    keeps for ``arrays.npz``, count (1 + 3 P + 4 S [+ S P]).
+    """
+    p, t, s, fl = cfg.problem, cfg.teacher, cfg.student, cfg.flow
+    mem = memory_limit()
+    have = f"{_fmt_bytes(mem)} of memory on this machine"
+    d = p.input_dim
+    s_widths, t_widths = _layer_widths(s.hidden_widths, s.width), _layer_widths(t.hidden_widths, t.width)
+
+    def blame(owner: str, widths: list[int], width: int) -> tuple[str, str]:
+        """How the size of a network reads (with context), and the key to lower."""
+        if len(widths) > 1:
+            return f"{owner}.hidden_widths = {widths}", f"{owner}.hidden_widths"
+        if width >= d:
+            return f"{owner}.width = {width} (with problem.input_dim = {d})", f"{owner}.width"
+        return f"problem.input_dim = {d} (with {owner}.width = {width})", "problem.input_dim"
+
+    P = count_trainable(cfg)
+    what, key = blame("student", s_widths, s.width)
+    if 8 * P * P > mem:
+        raise ConfigError(f"{what} gives {P} trainable parameters; one dense float64 Hessian ({P} x {P}) needs "
+                          f"{_fmt_bytes(8 * P * P)} > {have}; lower {key}")
+    P_t = _count_params(d, t_widths, t.bias, True)
+    if 8 * P_t > mem:
+        t_what, t_key = blame("teacher", t_widths, t.width)
+        raise ConfigError(f"{t_what} gives {P_t} teacher parameters; they need {_fmt_bytes(8 * P_t)} > {have}; "
+                          f"lower {t_key}")
+    m = sum(s_widths)
+    if p.loss == "population":
+        k = t.width
+        width_key = "student.width" if m >= k else "teacher.width"
+        need = 8 * (m + k) ** 2
+        if need > mem:
+            raise ConfigError(f"student.width = {m} and teacher.width = {k}: the population loss's kernel matrices "
+                              f"need {_fmt_bytes(need)} > {have}; lower {width_key}")
+        need = 8 * P * m * (m + k)
+        if need > mem:
+            raise ConfigError(f"{what} gives {P} trainable parameters; the Hessian of one point pushes {P} tangents "
+                              f"through the population loss's {m} x {m + k} kernel matrices: at least "
+                              f"{_fmt_bytes(need)} > {have}; lower {key if m >= k else width_key}")
+    else:
+        n = p.n_samples if n_rows is None else n_rows
+        n_key = "problem.n_samples" if n_rows is None else f"the rows of problem.data_file {p.data_file!r}"
+        widest = max(s_widths + t_widths)
+        need = 8 * n * (d + 1 + widest)
+        if need > mem:
+            big = max([(n_key, n), ("problem.input_dim", d),
+                       ("student.width" if max(s_widths) >= max(t_widths) else "teacher.width", widest)],
+                      key=lambda kv: kv[1])[0]
+            n_desc = f"problem.n_samples = {n}" if n_rows is None else f"problem.data_file {p.data_file!r} ({n} rows)"
+            raise ConfigError(f"{n_desc} inputs of problem.input_dim = {d} with layers of up to {widest} units need "
+                              f"{_fmt_bytes(need)} for the sample and one layer of activations > {have}; lower {big}")
+        need = 8 * P * n * m
+        if need > mem:
+            s_key = "student.hidden_widths" if len(s_widths) > 1 else "student.width"
+            n_desc = f"problem.n_samples = {n}" if n_rows is None else f"the {n} rows of problem.data_file"
+            raise ConfigError(f"the Hessian of one point pushes its {P} tangents (trainable parameters) through {m} "
+                              f"hidden units ({s_key}) on {n_desc} samples: at least {_fmt_bytes(need)} > {have}; "
+                              f"lower {n_key} or {s_key}")
+    S = fl.n_snapshots
+    need = 8 * S * (4 + (P if fl.save_params else 0))
+    save = " (or set flow.save_params = false)" if fl.save_params else ""
+    if need > mem:
+        raise ConfigError(f"flow.n_snapshots = {S} snapshots of one trajectory need {_fmt_bytes(need)} > {have}; "
+                          f"lower flow.n_snapshots{save}")
+    need = 8 * cfg.init.count * (1 + 3 * P + 4 * S + (S * P if fl.save_params else 0))
+    if need > mem:
+        raise ConfigError(f"init.count = {cfg.init.count} initialisations with flow.n_snapshots = {S} keep "
+                          f"{_fmt_bytes(need)} of arrays per grid point (parameters, eigenvalues, curves), gathered in "
+                          f"memory for arrays.npz, > {have}; lower init.count or flow.n_snapshots{save}, or split the "
+                          "run into grid points with a [sweep] over init.seed")
 
 
 # ---------------------------------------------------------------------------------------------------------------

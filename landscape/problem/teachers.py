@@ -1,4 +1,4 @@
-"""Teacher networks that label the inputs (``../shared/papers.md``, common setting and section 2).
+"""Teacher networks that label the inputs (README, science: common setting and section 2).
 
 A :class:`Teacher` is an equinox Module: its parameters are array leaves (traced, so problems that differ only in
 teacher values share one compilation), its architecture is static. Constructors:
@@ -68,12 +68,26 @@ def output_weight_values(spec, width: int, key) -> jnp.ndarray:
 class Teacher(eqx.Module):
     """A teacher network: parameters (array leaves) and architecture (static); see the module docstring.
 
-    Attributes:
-        params: full parameter dict of :mod:`landscape.problem.networks` ({"w", "a"[, "b"]} for two layers,
-            {"layers": (...), "a"} for a deep MLP).
+    The teacher labels inputs, y(x) = f(x; V, b, c) = sum_j c_j sigma(v_j . x + b_j) for two layers (V (r*, d),
+    c (r*,)), or a deep MLP. Its parameters are traced, so problems that differ only in teacher values share one
+    compilation; ``hidden_widths``, ``bias`` and ``activation`` are static.
+
+    Args:
+        params: full parameter dict of :mod:`landscape.problem.networks` ({"w": (r*, d), "a": (r*,)[, "b": (r*,)]}
+            for two layers, {"layers": (...), "a"} for a deep MLP).
         hidden_widths: () for a two-layer teacher, else all hidden widths of the MLP.
         bias: whether the teacher has biases.
         activation: its activation, or None to take the student's.
+
+    Example:
+        >>> import jax.numpy as jnp, landscape as ls
+        >>> t = ls.Teacher({"w": jnp.eye(3)[:2], "a": jnp.ones(2)}, activation=ls.ReLU())
+        >>> t.input_dim, t.width, float(t(jnp.array([1.0, -2.0, 5.0])))  # relu(1) + relu(-2)
+        (3, 2, 1.0)
+
+    References:
+        Safran & Shamir, `Spurious Local Minima are Common in Two-Layer ReLU Neural Networks
+        <https://arxiv.org/abs/1712.08968>`_, ICML 2018.
     """
 
     params: dict
@@ -114,7 +128,34 @@ class Teacher(eqx.Module):
                     activation: Activation | None = None) -> Teacher:
         """V = first ``width`` rows of I_d; output weights ``"ones"`` (default), a number or an array.
 
-        ``key`` is needed only for ``output_weights="gaussian"``.
+        With unit output weights this is the teacher y(x) = sum_{j <= r*} relu(x_j) of Safran & Shamir (2018) and
+        Arjevani & Field (2021) (V = I_d when ``width = d``).
+
+        Args:
+            d: input dimension.
+            width: number of teacher neurons r* <= d.
+            output_weights: ``"ones"``, ``"gaussian"`` (N(0, 1), needs ``key``), a number or an array (r*,).
+            key: PRNG key, needed only for ``output_weights="gaussian"``.
+            activation: the teacher's activation (None: the student's).
+
+        Returns:
+            A two-layer :class:`Teacher` with ``params["w"]`` of shape (r*, d).
+
+        Raises:
+            ValueError: if ``width > d`` or the output weights do not fit.
+
+        Example:
+            >>> import landscape as ls
+            >>> t = ls.Teacher.orthonormal(d=3, width=2)
+            >>> t.params["w"].tolist(), t.params["a"].tolist()
+            ([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], [1.0, 1.0])
+
+        References:
+            Safran & Shamir, `Spurious Local Minima are Common in Two-Layer ReLU Neural Networks
+            <https://arxiv.org/abs/1712.08968>`_, ICML 2018.
+
+            Arjevani & Field, `Analytic Study of Families of Spurious Minima in Two-Layer ReLU Neural Networks:
+            A Tale of Symmetry II <https://arxiv.org/abs/2107.10370>`_, NeurIPS 2021.
         """
         if width > d:
             raise ValueError(f"an orthonormal teacher has at most d = {d} neurons, got width {width}")
@@ -129,6 +170,24 @@ class Teacher(eqx.Module):
 
         With ``hidden_widths`` of two or more entries (the last equal to ``width``), a deep MLP whose layers are
         N(0, 1 / fan_in).
+
+        Args:
+            d: input dimension.
+            width: number of (last-layer) teacher neurons r*.
+            key: PRNG key (keyword-only, required).
+            output_weights: ``"ones"`` (default), ``"gaussian"``, a number or an array (r*,).
+            bias: whether to draw biases.
+            hidden_widths: () or (n,) for a two-layer teacher; (n_1, ..., n_L) with L >= 2 for a deep MLP.
+            activation: the teacher's activation (None: the student's).
+
+        Returns:
+            A :class:`Teacher`.
+
+        Example:
+            >>> import jax, landscape as ls
+            >>> t = ls.Teacher.gaussian(d=4, width=3, key=jax.random.key(1), output_weights="gaussian", bias=True)
+            >>> {k: v.shape for k, v in t.params.items()}
+            {'w': (3, 4), 'a': (3,), 'b': (3,)}
         """
         k_w, k_a, k_b = jax.random.split(key, 3)
         hidden_widths = tuple(int(n) for n in hidden_widths)
@@ -152,7 +211,26 @@ class Teacher(eqx.Module):
 
     @classmethod
     def from_file(cls, path, *, activation: Activation | None = None) -> Teacher:
-        """Read ``w`` (r*, d), ``a`` (r*,) and optionally ``b`` (r*,) from an ``.npz`` file."""
+        """Read ``w`` (r*, d), ``a`` (r*,) and optionally ``b`` (r*,) from an ``.npz`` file.
+
+        Args:
+            path: the ``.npz`` file.
+            activation: the teacher's activation (None: the student's).
+
+        Returns:
+            A two-layer :class:`Teacher` (with biases if the file has ``b``).
+
+        Raises:
+            FileNotFoundError: if ``path`` does not exist.
+            ValueError: if ``w`` or ``a`` is missing or their shapes do not fit.
+
+        Example:
+            >>> import os, tempfile, numpy as np, landscape as ls
+            >>> with tempfile.TemporaryDirectory() as tmp:
+            ...     np.savez(os.path.join(tmp, "teacher.npz"), w=np.eye(3)[:2], a=np.ones(2))
+            ...     ls.Teacher.from_file(os.path.join(tmp, "teacher.npz")).width
+            2
+        """
         what = f"teacher file {str(path)!r}"
         data = read_npz(path, what, "numpy.savez(path, w=w, a=a)")
         missing = [k for k in ("w", "a") if k not in data]

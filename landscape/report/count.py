@@ -1,7 +1,7 @@
 """``landscape count --teacher-width R --student-width M [--input-dim D] [--activation A] [--json]``.
 
 Prints T(r*, m), G(r, m) and a table of the kinds of symmetry-induced affine subspaces with their counts and
-dimensions (Şimşek et al. 2021; papers.md, section 1). See :mod:`landscape.analysis.symmetry.counting`.
+dimensions (Şimşek et al. 2021; README science section 1). See :mod:`landscape.analysis.symmetry.counting`.
 
 Sizes: up to ``--student-width`` 100 everything is exact integers (well under a second); counts of more than 30 digits
 print in scientific form (``--json`` keeps the exact integers). From 101 to 10000 the closed forms are evaluated in

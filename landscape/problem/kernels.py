@@ -25,7 +25,10 @@ exponentially small in the order, see DEFAULT_ORDER). Derivatives do not go thro
 (whose square roots are singular at parallel or zero neurons); a custom JVP applies Price's theorem instead:
     dF/dmu_1 = E[f' g],  dF/dC_11 = E[f'' g] / 2,  dF/dC_12 = E[f' g'],  dF/dC_22 = E[f g''] / 2,
 themselves expectations of the same form, so Hessians follow by recursion and stay finite everywhere. All
-moments one JVP needs are computed in one pass that evaluates each derivative sigma^(k) once on the grid.
+moments one JVP needs (values and shifted moments) are computed in one pass that evaluates each derivative
+sigma^(k) once on the grid. The grid is swept in blocks of rows (:func:`row_block`) inside a ``fori_loop``, so
+memory per kernel evaluation is O(rows q), not O(q^2): vmapped over pairs, points and the accurate loss's
+Gauss-Legendre nodes, full grids cost ~10x the memory (490 MiB per point for softplus, d = 4, m = 3, q = 128).
 The quadrature derivatives are quadratures of the exact derivatives, consistent with the value to the
 quadrature error.
 """
@@ -75,6 +78,26 @@ def _nodes(order: int):
     return z, wts / wts.sum()
 
 
+GRID_BLOCK_NODES = 2048
+"""Nodes of the q x q quadrature grid evaluated at once (per pair and derivative order): 16 KiB in float64."""
+
+
+def row_block(order: int) -> int:
+    """Rows of z1 per quadrature grid block: max(1, GRID_BLOCK_NODES // q), at most q (16 for q = 128, 8 for
+    q = 256; one block, the whole grid, for q <= 45)."""
+    return int(min(order, max(1, GRID_BLOCK_NODES // int(order))))
+
+
+def grid_block_nodes(order: int) -> int:
+    """Nodes in one quadrature grid block, ``row_block(order) * order`` (<= max(GRID_BLOCK_NODES, q)).
+
+    Memory model (used by :func:`landscape.sweep.runner.bytes_per_trajectory`): one :func:`_moments` call keeps
+    about (number of derivative orders of v) x (pairs vmapped together) x ``grid_block_nodes(q)`` float64 values
+    live at once, instead of the full q^2 grid per pair.
+    """
+    return row_block(order) * int(order)
+
+
 @functools.cache
 def _derivative(act: Activation, k: int):
     """The k-th derivative of sigma as an elementwise function."""
@@ -98,29 +121,48 @@ def _moments(act: Activation, pairs, order: int, mu1, mu2, c11, c12, c22):
 
     Two-dimensional quadrature (:func:`_nodes`) after u = mu1 + l11 z1, v = mu2 + l21 z1 + l22 z2 with the
     Cholesky factor clamped so that singular C (zero or parallel neurons) gives exact values. Each distinct
-    derivative order is evaluated once on the grid and shared by all pairs. Returns shape (len(pairs),).
-    Derivatives never touch the factor: see the Price-rule JVP below.
+    derivative order is evaluated once per grid block and shared by all pairs. The q x q grid is swept in blocks
+    of :func:`row_block` rows of z1 (a ``lax.fori_loop`` accumulating the partial sums), so that under vmap over
+    pairs and points the live intermediates are (batch, rows, q), never (batch, q, q): see :func:`grid_block_nodes`.
+    Returns shape (len(pairs),). Derivatives never touch the factor: see the Price-rule JVP below.
     """
     z, wq = _nodes(order)
+    rows = row_block(order)
+    n_blocks = -(-order // rows)
+    pad = n_blocks * rows - order  # padded rows carry weight 0
+    z1 = jnp.asarray(np.concatenate([z, np.zeros(pad)]).reshape(n_blocks, rows))
+    w1 = jnp.asarray(np.concatenate([wq, np.zeros(pad)]).reshape(n_blocks, rows))
     z, wq = jnp.asarray(z), jnp.asarray(wq)
     l11 = jnp.sqrt(jnp.maximum(c11, 0.0))
     l21 = jnp.where(l11 > 0, c12 / jnp.where(l11 > 0, l11, 1.0), 0.0)
     l22 = jnp.sqrt(jnp.maximum(c22 - l21 * l21, 0.0))
-    u = mu1 + l11 * z  # (q,)
-    v = mu2 + l21 * z[:, None] + l22 * z[None, :]  # (q, q): first index z1, second z2
-    fu = {i: _derivative(act, i)(u) for i in sorted({i for i, _ in pairs})}
-    gv = {j: _derivative(act, j)(v) @ wq for j in sorted({j for _, j in pairs})}  # inner integral over z2, (q,)
-    return jnp.stack([jnp.sum(wq * fu[i] * gv[j]) for i, j in pairs])
+    orders_u = sorted({i for i, _ in pairs})
+    orders_v = sorted({j for _, j in pairs})
+
+    def block(b):
+        # rows z1[b] of the grid: sum over them of w(z1) sigma^(i)(u) E_z2[sigma^(j)(v)], for every pair
+        zb, wb = z1[b], w1[b]
+        u = mu1 + l11 * zb  # (rows,)
+        v = mu2 + l21 * zb[:, None] + l22 * z[None, :]  # (rows, q): first index z1, second z2
+        fu = {i: _derivative(act, i)(u) for i in orders_u}
+        gv = {j: _derivative(act, j)(v) @ wq for j in orders_v}  # inner integral over z2, (rows,)
+        return jnp.stack([jnp.sum(wb * fu[i] * gv[j]) for i, j in pairs])
+
+    first = block(0)
+    if n_blocks == 1:
+        return first
+    return jax.lax.fori_loop(1, n_blocks, lambda b, acc: acc + block(b), first)
 
 
 @_moments.defjvp
 def _moments_jvp(act, pairs, order, primals, tangents):
     """Price: dM_ij = M_{i+1,j} dmu1 + M_{i,j+1} dmu2 + M_{i+2,j} dc11 / 2 + M_{i+1,j+1} dc12 + M_{i,j+2} dc22 / 2."""
     dmu1, dmu2, dc11, dc12, dc22 = tangents
-    out = _moments(act, pairs, order, *primals)
-    shifted = _shifted(pairs)
-    m = _moments(act, shifted, order, *primals)
-    at = {p: m[n] for n, p in enumerate(shifted)}
+    # one pass for the values and the shifted moments: both share the grid (and its derivative evaluations)
+    needed = tuple(sorted(set(pairs) | set(_shifted(pairs))))
+    m = _moments(act, needed, order, *primals)
+    at = {p: m[n] for n, p in enumerate(needed)}
+    out = jnp.stack([at[p] for p in pairs])
     d = [
         at[(i + 1, j)] * dmu1
         + at[(i, j + 1)] * dmu2

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
+from ..flow.polish import dense_hessian, hessian_block_size
 from .analyzer import AbstractAnalyzer
 
 __all__ = ["flat_loss", "hessian_matrix", "hessians", "hvp", "spectrum", "eigh", "HessianSpectrum"]
@@ -23,17 +24,23 @@ def flat_loss(problem, theta):
     return (lambda z: problem.loss(unravel(z))), flat
 
 
-def hessian_matrix(problem, theta):
+def hessian_matrix(problem, theta, *, block_size: int | None = None):
     """Dense symmetric Hessian d^2 L / d theta^2 of shape (P, P), P = number of trainable parameters.
 
     H_ij = d^2 L / d theta_i d theta_j over the flattened trainable vector (order of ``ravel_pytree``: ``"a"``,
-    then ``"b"``, then ``"w"`` row-major), by ``jax.hessian`` (forward-over-reverse), symmetrised (H + H^T) / 2.
-    For ONE point: vmap over a batch (:func:`hessians`); under ``jit`` the problem's arrays are traced and its
-    structure static. Memory and time grow like P^2: meant for small and medium nets.
+    then ``"b"``, then ``"w"`` row-major), forward-over-reverse, symmetrised (H + H^T) / 2. Columns are built in
+    blocks of B unit tangents (:func:`landscape.flow.polish.dense_hessian`: the gradient linearised once, the
+    blocks under ``lax.map``) so that only B tangents at a time travel through the loss's intermediates (sample
+    activations, quadrature moments); B is static, from the problem's structure
+    (:func:`landscape.flow.polish.hessian_block_size`), and B = P, plain ``jax.hessian``, wherever the whole
+    Hessian fits in ``HESSIAN_BLOCK_BYTES`` (closed-form population losses, small samples). For ONE point: vmap
+    over a batch (:func:`hessians`); under ``jit`` the problem's arrays are traced and its structure static.
+    Memory and time grow like P^2: meant for small and medium nets.
 
     Args:
         problem: a :class:`landscape.TeacherStudent`.
         theta: trainable parameter dict of one student.
+        block_size: columns per block (static); None: automatic, as above.
 
     Returns:
         (P, P) float64 array.
@@ -51,7 +58,8 @@ def hessian_matrix(problem, theta):
         A Tale of Symmetry II <https://arxiv.org/abs/2107.10370>`_, NeurIPS 2021 (Hessian spectra at minima).
     """
     f, flat = flat_loss(problem, theta)
-    h = jax.hessian(f)(flat)
+    block = hessian_block_size(problem, flat.shape[0]) if block_size is None else int(block_size)
+    h = dense_hessian(f, flat, block)
     return 0.5 * (h + h.T)
 
 

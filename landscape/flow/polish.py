@@ -25,9 +25,84 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-__all__ = ["PolishResult", "polish", "polish_batch"]
+__all__ = ["PolishResult", "polish", "polish_batch", "dense_hessian", "hessian_block_size", "tangent_words",
+           "HESSIAN_BLOCK_BYTES"]
 
 _C_MIN, _C_MAX = 1.0e-8, 1.0e20
+
+HESSIAN_BLOCK_BYTES = 64 * 2**20
+"""Bytes of tangent-carrying intermediates one block of Hessian columns may hold per point (see
+:func:`hessian_block_size`)."""
+
+
+def tangent_words(problem) -> int:
+    """float64 words of loss intermediates that each Hessian tangent carries (forward-over-reverse), per point.
+
+    A static count from the problem's structure: a sample loss pushes every tangent through the activations of all
+    n inputs, ~ 4 n (m + 1) for hidden widths summing to m; the population loss through its (m + k) m kernel
+    entries, ~ 16 (m + k) m with closed forms and, with quadrature, ~ 16 (m + k) m moments plus the grid blocks of
+    the quadrature, ``grid_block_nodes(q)`` per pair, as an allowance should a transformation ever batch the grid
+    under the tangents (JAX's custom-JVP rule keeps it out today: the tangents only scale moments).
+    """
+    from ..problem.kernels import grid_block_nodes, has_closed_form
+
+    student = problem.student
+    m = int(sum(student.hidden_widths))
+    if problem.loss_kind == "sample":
+        return 4 * int(problem.x.shape[0]) * (m + 1)
+    k = int(problem.teacher.width)
+    words = 16 * (m + k) * m
+    act, bias = student.activation, bool(student.bias or problem.teacher.bias)
+    if not has_closed_form(act, bias):
+        order = problem.objective.quadrature_order
+        q = int(act.quadrature_order if order is None else order)
+        words += (m + k) * m * grid_block_nodes(q)
+    return int(words)
+
+
+def hessian_block_size(problem, n_params: int) -> int:
+    """Hessian columns (unit tangents) computed at once for ``problem``: static, in [1, n_params].
+
+    B = HESSIAN_BLOCK_BYTES // (8 * :func:`tangent_words`), at most P; B = P is plain ``jax.hessian`` (one
+    jacfwd over the gradient, the fastest), as for closed-form population losses and small sample losses.
+    """
+    per = 8 * max(1, tangent_words(problem))
+    return int(max(1, min(int(n_params), HESSIAN_BLOCK_BYTES // per)))
+
+
+def dense_hessian(f, x, block_size: int | None = None):
+    """Dense Hessian of a scalar function ``f`` at the flat vector ``x`` (P,), column-block by column-block.
+
+    H[:, J] = d/de grad f(x + e_J) for blocks J of ``block_size`` unit tangents: the gradient is linearised once
+    (``jax.linearize``, forward-over-reverse) and the linear map is applied to the blocks under ``jax.lax.map``,
+    so only ``block_size`` tangents are carried through the loss's intermediates at a time. ``block_size`` None
+    or >= P is ``jax.hessian(f)(x)`` (jacfwd over jacrev). Not symmetrised. Pure, jittable, vmappable.
+
+    Args:
+        f: scalar function of a (P,) array.
+        x: (P,) point.
+        block_size: columns per block (static).
+
+    Returns:
+        (P, P) array H_ij = d^2 f / dx_i dx_j.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from landscape.flow.polish import dense_hessian
+        >>> f = lambda x: jnp.sum(x**3) + x[0] * x[1]
+        >>> h = dense_hessian(f, jnp.arange(3.0), block_size=2)
+        >>> h.tolist()
+        [[0.0, 1.0, 0.0], [1.0, 6.0, 0.0], [0.0, 0.0, 12.0]]
+    """
+    n = x.shape[0]
+    if block_size is None or int(block_size) >= n:
+        return jax.hessian(f)(x)
+    b = max(1, int(block_size))
+    n_blocks = -(-n // b)
+    _, hvp = jax.linearize(jax.grad(f), x)
+    basis = jnp.eye(n_blocks * b, n, dtype=x.dtype).reshape(n_blocks, b, n)  # padded rows are zero tangents
+    cols = jax.lax.map(jax.vmap(hvp), basis)  # (n_blocks, b, n): row j of block J is H e_{J b + j}
+    return cols.reshape(n_blocks * b, n)[:n].T
 
 
 class PolishResult(eqx.Module):
@@ -89,11 +164,12 @@ def polish(problem, theta, *, tol=1e-10, max_iter: int = 100) -> PolishResult:
     """
     x0, unravel = ravel_pytree(theta)
     f = lambda x: problem.loss(unravel(x))  # noqa: E731
+    block = hessian_block_size(problem, x0.shape[0])  # static: Hessian columns per block (P: plain jax.hessian)
 
     def local(x):
         # value, gradient and Hessian eigendecomposition at x; traced once (the loop evaluates trial points only)
         loss, g = jax.value_and_grad(f)(x)
-        h = jax.hessian(f)(x)
+        h = dense_hessian(f, x, block)
         lam, v = jnp.linalg.eigh(0.5 * (h + h.T))
         return loss, g, jnp.linalg.norm(g), lam, v
 

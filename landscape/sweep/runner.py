@@ -40,6 +40,11 @@ BYTES = 8  # float64
 MEMORY_FRACTION = {"cpu": 0.25, "gpu": 0.5}
 MAX_CHUNK = {"cpu": 512, "gpu": 8192}
 GRANULE = 64
+CHUNK_OVERHEAD = {"cpu": 2**30, "gpu": 512 * 2**20}
+"""Bytes a chunk needs besides its trajectories: on CPU compiling the flow, certification and analysis programs, the
+compiled code and JAX's caches (measured 200-600 MiB of peak RSS for the problems of experiments/bench_memory.py,
+independent of the chunk size); on GPUs solver workspaces and the compiled programs (not measured here)."""
+ACCURATE_LOSS_NODES = 8  # Gauss-Legendre nodes per segment of landscape.problem.accurate_loss (its n_nodes default)
 
 
 def _n_params(cfg) -> int:
@@ -61,34 +66,72 @@ def _leaves(tree):
 
 
 def bytes_per_trajectory(cfg, n_params: int | None = None) -> int:
-    """A rough upper bound on device bytes per trajectory, from the problem size (float64).
+    """An upper bound on the device bytes one trajectory adds to a chunk (float64), from the problem's structure.
 
-    P trainable parameters, m student and k teacher units, n samples, q quadrature order, S snapshots:
-    solver and polish state ~ 32 P; snapshots S (4 + P if params are saved); dense Hessians, eigen-decompositions and
-    Newton steps ~ 6 P^2; loss intermediates under the Hessian's P tangents ~ 4 P n m (sample loss) or
-    4 P m (m + k) (population loss; times q^2 with quadrature).
+    Sizes: P trainable parameters, m student hidden units (all layers), k teacher units, n samples, S snapshots,
+    q quadrature nodes per dimension, b = ``grid_block_nodes(q)`` nodes per quadrature grid block (2048 for q >= 46,
+    q^2 below), B Hessian columns per block (:func:`landscape.flow.polish.hessian_block_size`), t = float64 words
+    each Hessian tangent carries (:func:`landscape.flow.polish.tangent_words`). In float64 words:
+
+    - kept through the chunk: theta0 and theta, S snapshots of (t, loss, |g|, |theta|) (+ P with ``save_params``),
+      the eigenvalues and the P x P Hessian passed to the symmetry analyzer: 4 P + S (4 [+ P]) + P^2 + P + 16;
+    - loss intermediates of one evaluation with r derivatives, L_r (the population loss evaluates
+      E = m (m + 1) / 2 + m k + k (k + 1) / 2 kernels): sample losses 8 n (m + 1) (r = 1); closed-form kernels
+      64 E; quadrature 2 (2 r + 1) E b, i.e. the 2 r + 1 derivative orders sigma^(j) that one Price-rule pass
+      evaluates at once, twice, on a block of b grid nodes per kernel (``landscape.problem.kernels``); the Hessian,
+      L_2 + B t (B tangents at once);
+    - then the largest stage: the flow, 64 P (Tsit5 stages, error estimate, controller) + 2 S (4 [+ P]) (saved
+      snapshots) + L_1; certification, polishing state 10 P^2 + 64 P (Hessian, its symmetrised copy, eigenvectors
+      of the iterate and the trial point, eigh workspace) + the Hessian's intermediates + L_1, plus the accurate
+      population loss (no biases): 64 m^2 mixed second derivatives and 8 m (m + k) first derivatives of kernels on
+      Gauss-Legendre nodes, (64 m^2 + 8 m (m + k)) L_2-sized kernel evaluations, 10 b each with quadrature;
+      the Hessian analyzer, 6 P^2 (Hessian, symmetrised copy, eigvalsh workspace) + the Hessian's intermediates.
+
+    Checked against XLA's buffer assignment (``memory_analysis`` of each stage) and against peak RSS on CPU
+    (experiments/bench_memory.py, tests/test_memory.py): per trajectory it exceeds the measured growth by 1.5-3.5x
+    (softplus m = 3, 6, q = 32, 128; tanh sample loss), whole chunks with :data:`CHUNK_OVERHEAD` (compilation,
+    see :func:`auto_chunk_size`) by 1.6-4.5x. ``n_params`` overrides P.
     """
-    from ..config import parse_activation
-    from ..problem.kernels import has_closed_form
+    from ..config import build_problem
+    from ..flow.polish import hessian_block_size, tangent_words
+    from ..problem.kernels import grid_block_nodes, has_closed_form
 
-    P = _n_params(cfg) if n_params is None else n_params
-    p, s, t, fl = cfg.problem, cfg.student, cfg.teacher, cfg.flow
-    m = sum(s.hidden_widths) if s.hidden_widths else s.width
-    k = sum(t.hidden_widths) if t.hidden_widths else t.width
-    words = 32 * P + fl.n_snapshots * (4 + (P if fl.save_params else 0))
-    if cfg.analysis.hessian or cfg.polish.enabled:
-        words += 6 * P * P
-    if p.loss == "sample":
-        words += 4 * P * p.n_samples * m
+    problem = build_problem(cfg)
+    shapes = problem.trainable_shapes
+    P = int(sum(math.prod(s) for s in _leaves(shapes))) if n_params is None else int(n_params)
+    fl = cfg.flow
+    S = fl.n_snapshots
+    snap = S * (4 + (P if fl.save_params else 0))
+    m = int(sum(problem.student.hidden_widths))
+    B, t = hessian_block_size(problem, P), tangent_words(problem)
+    if problem.loss_kind == "sample":
+        n = int(problem.x.shape[0])
+        loss = {0: 4 * n * (m + 1), 1: 8 * n * (m + 1), 2: 8 * n * (m + 1)}
+        accurate = 0
     else:
-        act = parse_activation(p.activation)
-        quad = 1 if has_closed_form(act, s.bias or t.bias) else p.quadrature_order**2
-        words += 4 * P * m * (m + k) * quad
-    return int(words * BYTES)
+        k = int(problem.teacher.width)
+        evals = m * (m + 1) // 2 + m * k + k * (k + 1) // 2
+        act, bias = problem.student.activation, bool(problem.student.bias or problem.teacher.bias)
+        if has_closed_form(act, bias):
+            per = {r: 64 for r in (0, 1, 2)}
+        else:
+            order = problem.objective.quadrature_order
+            b = grid_block_nodes(int(act.quadrature_order if order is None else order))
+            per = {r: 2 * (2 * r + 1) * b for r in (0, 1, 2)}
+        loss = {r: evals * per[r] for r in (0, 1, 2)}
+        gl = ACCURATE_LOSS_NODES
+        accurate = 0 if bias else ((gl * gl * m * m + gl * m * (m + k)) * per[2] + (m + k) ** 2 * per[0])
+    hessian_loss = loss[2] + B * t
+    kept = 4 * P + snap + P * P + P + 16
+    flow = 64 * P + 2 * snap + loss[1]
+    certify = loss[1] + accurate + ((10 * P * P + 64 * P + hessian_loss) if cfg.polish.enabled else 0)
+    analysis = 6 * P * P + hessian_loss
+    return int((kept + max(flow, certify, analysis)) * BYTES)
 
 
 def available_memory() -> tuple[int, str]:
-    """(free bytes on the first local device, platform): allocator statistics on GPUs, MemAvailable on CPU."""
+    """(free bytes on the first local device, platform): allocator statistics on GPUs; on CPU MemAvailable, or less
+    where a cgroup (container) memory limit leaves less (v2 ``memory.max - memory.current``, v1 likewise)."""
     import jax
 
     dev = jax.local_devices()[0]
@@ -100,21 +143,39 @@ def available_memory() -> tuple[int, str]:
         stats = None
     if stats and "bytes_limit" in stats:
         return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0)), platform
+    free = None
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024, platform
-    except OSError:
-        pass
-    return 4 * 2**30, platform
+                free = int(line.split()[1]) * 1024
+                break
+    except (OSError, ValueError, IndexError):
+        free = None
+    for limit, usage in (("memory.max", "memory.current"),
+                         ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes")):
+        try:
+            cap = Path("/sys/fs/cgroup", limit).read_text().strip()
+            used = int(Path("/sys/fs/cgroup", usage).read_text().strip())
+            if cap != "max" and int(cap) < 2**60:  # v1 reports "no limit" as a huge number
+                left = max(0, int(cap) - used)
+                free = left if free is None else min(free, left)
+                break
+        except (OSError, ValueError):
+            continue
+    return (4 * 2**30 if free is None else int(free)), platform
 
 
 def auto_chunk_size(points: list[GridPoint], *, n_devices: int = 1, memory: tuple[int, str] | None = None,
                     per_traj: list[int] | None = None) -> int:
-    """Trajectories per chunk for the whole sweep (module docstring): fits memory, capped, balanced, device multiple."""
+    """Trajectories per chunk for the whole sweep (module docstring): fits memory, capped, balanced, device multiple.
+
+    Fits memory: chunk size C * :func:`bytes_per_trajectory` (an upper bound) within ``MEMORY_FRACTION`` of the free
+    memory, and CHUNK_OVERHEAD + C * per trajectory (the whole chunk, compilation included) within the free memory.
+    """
     free, platform = memory or available_memory()
     per_traj = per_traj or [bytes_per_trajectory(p.config) for p in points]
     budget = MEMORY_FRACTION[platform] * free * n_devices
+    budget = min(budget, (free - CHUNK_OVERHEAD[platform]) * n_devices)  # room left once the programs are compiled
     fit = max(1, int(budget // max(per_traj)))
     cap = min(fit, MAX_CHUNK[platform] * n_devices)
     biggest = max(p.config.init.count for p in points)
@@ -136,21 +197,27 @@ def _fmt_bytes(b: float) -> str:
 def format_plan(points: list[GridPoint], chunk_size: int, per_traj: list[int], *, auto: bool, n_devices: int,
                 out_dir: Path) -> str:
     """The dry-run table: grid points, trajectories, chunks and memory per chunk."""
+    import jax
+
+    platform = "cpu" if jax.local_devices()[0].platform == "cpu" else "gpu"
+    overhead = CHUNK_OVERHEAD[platform]
     keys = list(points[0].values)
     total = sum(p.config.init.count for p in points)
     n_chunks = sum(math.ceil(p.config.init.count / chunk_size) for p in points)
+    per_device = math.ceil(chunk_size / n_devices)
     lines = [
         f"sweep: {len(points)} grid point{'s' if len(points) != 1 else ''}, {total} trajectories, "
         f"{n_chunks} chunk{'s' if n_chunks != 1 else ''} of {chunk_size} "
         f"({'automatic' if auto else 'given'}; {n_devices} device{'s' if n_devices != 1 else ''}) -> {out_dir}",
-        f"memory per chunk (estimate): up to {_fmt_bytes(max(per_traj) * chunk_size)} "
-        f"({_fmt_bytes(max(per_traj))} per trajectory; compiled programs add a few hundred MiB on CPU)",
+        f"memory per chunk (upper bound): {_fmt_bytes(overhead + max(per_traj) * per_device)} per device "
+        f"({_fmt_bytes(max(per_traj))} per trajectory x {per_device} + {_fmt_bytes(overhead)} for compiled "
+        f"programs on {platform.upper()})",
         "",
     ]
     header = ["point", *keys, "init.seed", "count", "chunks", "mem/chunk"]
     body = [
         [p.name, *[str(p.values[k]) for k in keys], str(p.seed), str(p.config.init.count),
-         str(math.ceil(p.config.init.count / chunk_size)), _fmt_bytes(b * chunk_size)]
+         str(math.ceil(p.config.init.count / chunk_size)), _fmt_bytes(overhead + b * per_device)]
         for p, b in zip(points, per_traj, strict=True)
     ]
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]

@@ -314,7 +314,7 @@ def validate(cfg: Config) -> None:
         if not act.smooth and (s.bias or t.bias or not act.has_closed_form):
             raise ConfigError(
                 f"problem.loss = \"population\" with activation {act.label!r} is exact only without biases and for "
-                "relu, leaky_relu, erf or a smooth activation; use loss = \"sample\" or drop the biases"
+                "relu, relu^2, relu^3, leaky_relu, erf or a smooth activation; use loss = \"sample\" or drop the biases"
             )
     if not s.train_output_weights:
         ow = s.output_weights

@@ -37,7 +37,7 @@ from typing import ClassVar, final
 import jax
 import jax.numpy as jnp
 
-from .kernel_math import g_small_angle, half_linear, safe_sqrt
+from .kernel_math import arccos_tail, g_small_angle, gaussian_moment, half_linear, safe_sqrt
 
 __all__ = [
     "AbstractActivation",
@@ -52,6 +52,7 @@ __all__ = [
     "Sigmoid4Softplus",
     "ACTIVATIONS",
     "relu_kernel",
+    "relu_power_kernel",
     "leaky_relu_kernel",
     "erf_kernel",
 ]
@@ -142,6 +143,52 @@ def relu_kernel(w, v):
     n = nw * nv / (2.0 * math.pi)
     k_acute = 0.5 * (w @ v) + n * g_small_angle(jnp.where(acute, theta, 0.0))
     k_obtuse = n * g_small_angle(jnp.where(acute, 0.0, phi))
+    return jnp.where(ok, jnp.where(acute, k_acute, k_obtuse), 0.0)
+
+
+def relu_power_kernel(w, v, p: int):
+    """E[relu(w.x)^p relu(v.x)^p] for x ~ N(0, I): the arc-cosine kernel of order p = 1, 2, 3 (Cho & Saul 2009).
+
+        k_p(w, v) = |w|^p |v|^p J_p(theta) / (2 pi),   theta = angle(w, v),
+        J_1 = sin t + (pi - t) cos t,  J_2 = 3 sin t cos t + (pi - t)(1 + 2 cos^2 t),
+        J_3 = 15 sin t - 11 sin^3 t + (pi - t)(9 cos t + 6 cos^3 t).
+
+    Since relu(z)^p + (-1)^p relu(-z)^p = z^p, k_p(w, v) = M_p / 2 - (-1)^p k_p(w, -v) with the polynomial
+    M_p = E[(w.x)^p (v.x)^p] (:func:`~landscape.problem.kernel_math.gaussian_moment`), and J_p(pi - t) = h_p(t) is
+    O(t^(2p+1)) (:func:`~landscape.problem.kernel_math.arccos_tail`). So, like :func:`relu_kernel`:
+
+        acute  (theta <= pi/2):  k_p = M_p / 2 - (-1)^p |w|^p |v|^p h_p(theta) / (2 pi),
+        obtuse (theta > pi/2):   k_p = |w|^p |v|^p h_p(pi - theta) / (2 pi),
+
+    with the angle from 2 atan2(|u - z|, |u + z|) of unit vectors and the series of h_p at small angles: values,
+    gradients and Hessians are the limits at parallel and antiparallel neurons (k_p is C^(2p) there). At a zero
+    neuron k_p(0, v) and all its derivatives are 0, the autodiff convention relu'(0) = 0 (for p >= 3 these are the
+    true derivatives; for p = 2 the Hessian at w = 0 depends on the direction of approach and 0 is the value that
+    the finite-sample autodiff loss gives).
+
+    Args:
+        w, v: (d,) incoming vectors.
+        p: the order, 1, 2 or 3 (static).
+
+    Returns:
+        The scalar k_p(w, v).
+    """
+    nw2, nv2 = w @ w, v @ v
+    ok = (nw2 > 0) & (nv2 > 0)
+    nw, nv = safe_sqrt(nw2), safe_sqrt(nv2)
+    e = jnp.zeros_like(w).at[0].set(1.0)  # any unit vector: keeps theta = 0 and its derivatives finite when not ok
+    u = jnp.where(ok, w / jnp.where(ok, nw, 1.0), e)
+    z = jnp.where(ok, v / jnp.where(ok, nv, 1.0), e)
+    dm2 = jnp.sum((u - z) ** 2)  # 4 sin^2(theta/2)
+    dp2 = jnp.sum((u + z) ** 2)  # 4 cos^2(theta/2)
+    dm, dp = safe_sqrt(dm2), safe_sqrt(dp2)
+    acute = dm2 <= dp2
+    theta = 2.0 * jnp.arctan2(dm, jnp.where(acute, dp, 1.0))
+    phi = 2.0 * jnp.arctan2(dp, jnp.where(acute, 1.0, dm))
+    scale = (nw2 * nv2) ** (p // 2) * (nw * nv) ** (p % 2) / (2.0 * math.pi)  # |w|^p |v|^p / (2 pi)
+    k_acute = 0.5 * gaussian_moment(p, nw2, nv2, w @ v) - (-1.0) ** p * scale * arccos_tail(
+        jnp.where(acute, theta, 0.0), p)
+    k_obtuse = scale * arccos_tail(jnp.where(acute, 0.0, phi), p)
     return jnp.where(ok, jnp.where(acute, k_acute, k_obtuse), 0.0)
 
 
@@ -240,11 +287,17 @@ class LeakyReLU(AbstractActivation):
 @final
 @dataclass(frozen=True)
 class ReLUPower(AbstractActivation):
-    """sigma(z) = max(z, 0)^p for an integer p >= 2 (polynomial ReLU); p-homogeneous. No closed form here.
+    """sigma(z) = max(z, 0)^p for an integer p >= 2 (polynomial ReLU); p-homogeneous, C^(p-1).
 
     A two-layer net without biases is then positively homogeneous of order L = p + 1 in all its weights, and
-    gradient flow from a small initialisation first converges in direction (Kumar & Haupt 2024). Not smooth and no
-    closed-form kernel: use :class:`landscape.SampleLoss`.
+    gradient flow from a small initialisation first converges in direction (Kumar & Haupt 2024). Closed-form
+    kernel for p = 2 and 3 (:func:`relu_power_kernel`, the arc-cosine kernel of order p, Cho & Saul 2009):
+
+        k(w, v) = |w|^p |v|^p J_p(theta) / (2 pi),
+        J_2 = 3 sin t cos t + (pi - t)(1 + 2 cos^2 t),  J_3 = 15 sin t - 11 sin^3 t + (pi - t)(9 cos t + 6 cos^3 t),
+
+    so :class:`landscape.PopulationLoss` is exact for relu^2 and relu^3 students and teachers without biases
+    (C^1 or better in the weights); larger p (no kernel here) and biases need :class:`landscape.SampleLoss`.
 
     Args:
         p: the integer power, p >= 2.
@@ -257,8 +310,13 @@ class ReLUPower(AbstractActivation):
         >>> act = ls.ReLUPower(3)
         >>> act(jnp.array([-1.0, 2.0])).tolist(), act.homogeneity, act.label
         ([0.0, 8.0], 3.0, 'relu^3')
+        >>> e1 = jnp.array([1.0, 0.0])
+        >>> float(act.pair_kernel(e1, e1))  # E[relu(z)^6] = 15 / 2
+        7.5
 
     References:
+        Cho & Saul, Kernel Methods for Deep Learning, NeurIPS 2009.
+
         Kumar & Haupt, `Early Directional Convergence in Deep Homogeneous Neural Networks for Small
         Initializations <https://arxiv.org/abs/2403.08121>`_, 2024.
     """
@@ -286,6 +344,15 @@ class ReLUPower(AbstractActivation):
     @property
     def label(self) -> str:
         return f"relu^{self.p}"
+
+    @property
+    def has_closed_form(self) -> bool:
+        return self.p <= 3
+
+    def pair_kernel(self, w, v):
+        if self.p > 3:
+            return None
+        return relu_power_kernel(w, v, self.p)
 
 
 @final

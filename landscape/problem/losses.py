@@ -72,7 +72,8 @@ class PopulationLoss(AbstractLoss):
 
         L = 1/2 (a^T K(W, W) a - 2 a^T K(W, V) c + c^T K(V, V) c),   K(W, V)_ij = E[sigma(w_i . x) sigma(v_j . x)]
 
-    with the closed-form kernels of ReLU (arc-cosine, Cho & Saul 2009), leaky ReLU and erf (Williams 1997), else
+    with the closed-form kernels of ReLU and relu^2, relu^3 (arc-cosine, Cho & Saul 2009), leaky ReLU and erf
+    (Williams 1997), else
     2-D Gaussian quadrature whose derivatives follow Price's theorem (Price 1958). Gradients and Hessians stay
     finite at parallel, antiparallel and zero neurons.
 
@@ -117,7 +118,8 @@ class PopulationLoss(AbstractLoss):
         act = student.activation
         if not act.smooth and (student.bias or teacher.bias or not act.has_closed_form):
             raise ValueError(f"PopulationLoss with activation {act.label!r} is exact only without biases and for "
-                             "relu, leaky_relu, erf or a smooth activation; use SampleLoss or drop the biases")
+                             "relu, relu^2, relu^3, leaky_relu, erf or a smooth activation; use SampleLoss or drop "
+                             "the biases")
 
 
 class SampleLoss(AbstractLoss):

@@ -95,3 +95,19 @@ def test_estimate_bounds_measured_peak_of_small_smooth_run():
     assert 0 < used <= estimate, f"measured {used / 2**20:.0f} MiB > estimate {estimate / 2**20:.0f} MiB"
     # the per-trajectory part alone is not a token amount: quadrature grids dominate the accurate loss
     assert per_traj > 8 * 2**20
+
+
+def test_explicit_chunk_size_that_cannot_fit_is_refused(tmp_path, monkeypatch, capsys):
+    """--chunk-size beyond free memory: one line naming the flag and a size that fits, exit 2, nothing written."""
+    from landscape import cli
+    from landscape.sweep import runner
+
+    monkeypatch.setattr(runner, "available_memory", lambda: (CHUNK_OVERHEAD["cpu"] + 50 * 2**20, "cpu"))
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[problem]\ninput_dim = 3\nactivation = "softplus"\n[teacher]\nwidth = 2\n[student]\nwidth = 3\n'
+                   '[init]\ncount = 64\n')
+    out = tmp_path / "out"
+    rc = cli.main(["run", str(cfg), "--out", str(out), "--chunk-size", "64", "--no-compile-cache"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "--chunk-size 64 needs about" in err[0], err
+    assert "use --chunk-size" in err[0] and not out.exists()

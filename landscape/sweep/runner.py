@@ -274,6 +274,12 @@ def run_sweep(
         size = auto_chunk_size(points, n_devices=n_devices, per_traj=per_traj)
     else:
         size = math.ceil(chunk_size / n_devices) * n_devices
+        free, platform = available_memory()
+        need = CHUNK_OVERHEAD[platform] + math.ceil(size / n_devices) * max(per_traj)
+        if need > free:
+            fits = auto_chunk_size(points, n_devices=n_devices, memory=(free, platform), per_traj=per_traj)
+            raise ConfigError(f"--chunk-size {chunk_size} needs about {_fmt_bytes(need)} per device, more than the "
+                              f"{_fmt_bytes(free)} free; use --chunk-size {fits} or leave it out (automatic)")
     if dry_run:
         print(format_plan(points, size, per_traj, auto=auto, n_devices=n_devices, out_dir=out_dir))
         return 0

@@ -79,6 +79,8 @@ class ProblemConfig:
     n_samples: int = 1000
     data_seed: int = 0
     data_file: str = ""  # .npz with "x" (n, d) and optionally "y" (n,)
+    dataset: str = ""  # "" (teacher-student) | "digits" | "mnist": real data, labels as one-hot targets, no teacher
+    data_path: str = ""  # directory of the MNIST IDX files, for dataset = "mnist"
     quadrature_order: int = 0  # nodes per dimension of the 2-D quadrature (smooth activations); 0 = automatic
 
 
@@ -224,6 +226,9 @@ def config_from_dict(raw: dict) -> Config:
     unknown = sorted(set(raw) - set(SECTIONS) - {"sweep"})
     if unknown:
         raise ConfigError(f"unknown section [{unknown[0]}]; valid sections: {', '.join(SECTIONS)}, sweep")
+    dataset = raw.get("problem", {}).get("dataset", "") if isinstance(raw.get("problem"), dict) else ""
+    if dataset and "teacher" not in raw:  # real data has no teacher: the [teacher] section may be left out
+        raw = {**raw, "teacher": {"width": 1}}
     for name in ("problem", "teacher", "student"):
         if name not in raw:
             raise ConfigError(f"missing section [{name}]; it holds required sizes (see configs/quickstart.toml)")
@@ -334,6 +339,7 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"teacher.output_weights = {t.output_weights!r}; use \"ones\", \"gaussian\", a number or a "
                           "list of numbers")
     _check_numbers("teacher.output_weights", t.output_weights, "\"ones\", \"gaussian\", a number or a list of numbers")
+    _check_dataset(cfg)
     teacher_a, n_rows = _check_files(cfg, act)
     _check_sizes(cfg, n_rows)
     if not s.train_output_weights and s.output_weights == "teacher" and s.width != t.width:
@@ -393,11 +399,51 @@ def _count_params(d: int, widths: list[int], bias: bool, output: bool) -> int:
     return n + (widths[-1] if output else 0)
 
 
+DATASET_SHAPES = {"digits": (64, 1797, 10), "mnist": (784, None, 10)}
+"""problem.dataset -> (input_dim, number of samples or None when read from problem.data_path, classes)."""
+
+
+def _check_dataset(cfg: Config) -> None:
+    """``problem.dataset`` / ``problem.data_path``: one ConfigError line for each bad combination."""
+    p = cfg.problem
+    if not p.dataset:
+        if p.data_path:
+            raise ConfigError('problem.data_path is set but problem.dataset is not; set problem.dataset = "mnist" or '
+                              "drop problem.data_path")
+        return
+    if p.dataset not in DATASET_SHAPES:
+        raise ConfigError(f"problem.dataset = {p.dataset!r} is not valid; use one of: {', '.join(DATASET_SHAPES)} "
+                          "(or leave it out for a teacher-student problem)")
+    d, n, _ = DATASET_SHAPES[p.dataset]
+    if p.loss != "sample":
+        raise ConfigError(f'problem.dataset = "{p.dataset}" needs problem.loss = "sample" (a finite data set)')
+    if p.data_file:
+        raise ConfigError(f'problem.dataset = "{p.dataset}" and problem.data_file are both set; keep one of them')
+    if p.input_dim != d:
+        raise ConfigError(f'problem.input_dim = {p.input_dim} but problem.dataset = "{p.dataset}" has {d} input '
+                          f"dimensions; set problem.input_dim = {d}")
+    if n is not None and p.n_samples > n:
+        raise ConfigError(f'problem.n_samples = {p.n_samples} but problem.dataset = "{p.dataset}" has {n} samples; '
+                          f"use at most {n}")
+    if p.dataset == "mnist":
+        if not p.data_path:
+            raise ConfigError('problem.dataset = "mnist" needs problem.data_path, the directory of the MNIST IDX '
+                              "files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz)")
+        if not Path(p.data_path).is_dir():
+            raise ConfigError(f"problem.data_path = {p.data_path!r} is not a directory; give the directory of the "
+                              "MNIST IDX files")
+    elif p.data_path:
+        raise ConfigError(f'problem.data_path is set but problem.dataset = "{p.dataset}" is bundled; drop '
+                          "problem.data_path")
+
+
 def count_trainable(cfg: Config) -> int:
     """The number P of trainable student parameters of ``cfg``, from the sizes alone (nothing is built)."""
     s = cfg.student
-    return _count_params(cfg.problem.input_dim, _layer_widths(s.hidden_widths, s.width), s.bias,
-                         s.train_output_weights)
+    n = _count_params(cfg.problem.input_dim, _layer_widths(s.hidden_widths, s.width), s.bias, s.train_output_weights)
+    if cfg.problem.dataset in DATASET_SHAPES:  # K outputs: output weights (n_L, K)
+        n += s.width * (DATASET_SHAPES[cfg.problem.dataset][2] - 1)
+    return n
 
 
 def _fmt_bytes(b: float) -> str:
@@ -674,6 +720,8 @@ def build_problem(cfg: Config) -> TeacherStudent:
 
     p, t, s = cfg.problem, cfg.teacher, cfg.student
     act = parse_activation(p.activation)
+    if p.dataset:
+        return _build_supervised(cfg, act)
     key = jax.random.PRNGKey(t.seed)
     if len(t.hidden_widths) > 1 or t.kind == "gaussian":
         teacher = Teacher.gaussian(p.input_dim, t.width, key=key, output_weights=t.output_weights, bias=t.bias,
@@ -703,6 +751,21 @@ def build_problem(cfg: Config) -> TeacherStudent:
         return TeacherStudent(teacher, student, loss, output_weights=frozen)
     except ValueError as e:  # loss/network/output-weight mismatches the validation did not foresee: still one line
         raise ConfigError(f"cannot build the problem of this config: {e}") from None
+
+
+def _build_supervised(cfg: Config, act):
+    """The :class:`landscape.problem.datasets.Supervised` problem of ``problem.dataset`` (one-hot targets)."""
+    from .problem.datasets import Supervised
+
+    p, s = cfg.problem, cfg.student
+    outputs = DATASET_SHAPES[p.dataset][2]
+    net = MLP(tuple(s.hidden_widths) if s.hidden_widths else (s.width,), act, s.bias, p.input_dim, outputs)
+    try:
+        if p.dataset == "digits":
+            return Supervised.digits(net, n=p.n_samples)
+        return Supervised.mnist(net, p.data_path, n=p.n_samples)
+    except (OSError, ValueError) as e:
+        raise ConfigError(str(e)) from None
 
 
 _OPTAX = {"gd": ("sgd", ("learning_rate",)), "momentum": ("sgd", ("learning_rate", "momentum")),

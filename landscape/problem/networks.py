@@ -87,17 +87,19 @@ class TwoLayer:
 
 @dataclass(frozen=True)
 class MLP:
-    """Deep MLP with hidden widths ``hidden_widths`` and a linear scalar output f(x) = a . h_L.
+    """Deep MLP with hidden widths ``hidden_widths`` and a linear output f(x) = a^T h_L (scalar by default).
 
     h_0 = x, h_l = sigma(W_l h_{l-1} + b_l) for l = 1..L, with W_l of shape (n_l, n_{l-1}); parameters
-    ``{"layers": ({"w": (n_1, d), "b": (n_1,)}, ...), "a": (n_L,)}`` (``"b"`` only with biases). Like
-    :class:`TwoLayer`, a static architecture; one input and one parameter set per call.
+    ``{"layers": ({"w": (n_1, d), "b": (n_1,)}, ...), "a": (n_L,)}`` (``"b"`` only with biases). With
+    ``outputs = K > 1`` the output weights are ``"a": (n_L, K)`` and f(x) = a^T h_L has shape (K,) (e.g. one-hot
+    classification targets). Like :class:`TwoLayer`, a static architecture; one input and one parameter set per call.
 
     Args:
         hidden_widths: (n_1, ..., n_L), the hidden widths; ``width`` is n_L and ``depth`` is L.
         activation: an :class:`landscape.AbstractActivation` (default :class:`landscape.ReLU`).
         bias: whether every hidden layer has biases.
         input_dim: input dimension d; None for a student specification.
+        outputs: number K of outputs; 1 (default) gives a scalar output and ``"a"`` of shape (n_L,).
 
     Example:
         >>> import jax.numpy as jnp, landscape as ls
@@ -117,9 +119,12 @@ class MLP:
     activation: Activation = field(default_factory=ReLU)
     bias: bool = False
     input_dim: int | None = None
+    outputs: int = 1
 
     def __post_init__(self):
         object.__setattr__(self, "hidden_widths", tuple(int(n) for n in self.hidden_widths))
+        if int(self.outputs) < 1:
+            raise ValueError(f"MLP outputs = {self.outputs} must be >= 1")
 
     @property
     def depth(self) -> int:
@@ -137,7 +142,8 @@ class MLP:
             if self.bias:
                 layer["b"] = (n_out,)
             layers.append(layer)
-        return {"layers": tuple(layers), "a": (self.hidden_widths[-1],)}
+        a = (self.hidden_widths[-1],) if self.outputs == 1 else (self.hidden_widths[-1], int(self.outputs))
+        return {"layers": tuple(layers), "a": a}
 
     def hidden(self, params, x):
         """Last hidden layer h_L for one input x."""
@@ -150,8 +156,8 @@ class MLP:
         return h
 
     def apply(self, params, x):
-        """f(x) for one input x of shape (d,); returns a scalar."""
-        return params["a"] @ self.hidden(params, x)
+        """f(x) = a^T h_L for one input x of shape (d,); a scalar, or shape (K,) when ``outputs = K > 1``."""
+        return self.hidden(params, x) @ params["a"]
 
 
 Network = TwoLayer | MLP

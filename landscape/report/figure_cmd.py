@@ -33,6 +33,12 @@ class Figure:
 
 FIGURES: dict[str, Figure] = {}
 """Figure name -> :class:`Figure`. Each analyzer's issue adds its own entries below."""
+FIGURES["local-dimension"] = Figure(".report.fig_local_dimension:make", "configs/local_dimension.toml",
+                                    "local dimension (Jacobian rank) of a ReLU MLP along training on digits, "
+                                    "against flatness and linear regions")
+FIGURES["inverse-stability"] = Figure(".report.fig_inverse_stability:make", "configs/inverse_stability.toml",
+                                      "parameter / realization distance ratio along each pathology family, and "
+                                      "over pairs of certified minima")
 
 
 def _repo_root() -> Path:

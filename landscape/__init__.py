@@ -32,6 +32,7 @@ from .analysis.analyzer import AbstractAnalyzer, AnalysisResult, Point, run_anal
 from .analysis.classify import Classify, classify  # noqa: E402
 from .analysis.explore import Certified, Exploration, Polish, certify, default_analyzers, explore  # noqa: E402
 from .analysis.hessian import HessianSpectrum, hessian_matrix, hvp, spectrum  # noqa: E402
+from .analysis.paths import NEB, loss_slice, neb, zero_loss_path  # noqa: E402  (issue 11: slices and paths)
 from .analysis.symmetry.analyze import SymmetryAnalysis  # noqa: E402
 from .flow import (  # noqa: E402
     AbstractFlow,
@@ -77,6 +78,8 @@ __all__ = [
     "explore", "Exploration", "certify", "Certified", "Polish", "classify",
     "AbstractAnalyzer", "Point", "AnalysisResult", "run_analyzers", "default_analyzers",
     "HessianSpectrum", "SymmetryAnalysis", "Classify", "hessian_matrix", "hvp", "spectrum",
+    # slices, zero-loss paths, nudged elastic bands (issue 11)
+    "loss_slice", "zero_loss_path", "neb", "NEB",
     # figures
     "plot",
 ]

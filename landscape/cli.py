@@ -1,4 +1,4 @@
-"""Command line: ``landscape run | hessian | count | report | figure``.
+"""Command line: ``landscape run | hessian | count | report | figure | slice | connect``.
 
 Bad input (config keys, values, paths) prints one line starting with ``error:`` and exits with code 2; no traceback.
 """
@@ -77,9 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run(sub)
     _add_hessian(sub)
-    from .report import count, figure_cmd, sweep_report
+    from .report import connect_cmd, count, figure_cmd, slice_cmd, sweep_report
 
     count.add_parser(sub)
+    slice_cmd.add_parser(sub)
+    connect_cmd.add_parser(sub)
     sweep_report.add_parser(sub)
     figure_cmd.add_parser(sub)
     return parser

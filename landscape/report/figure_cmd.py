@@ -39,6 +39,8 @@ FIGURES["local-dimension"] = Figure(".report.fig_local_dimension:make", "configs
 FIGURES["inverse-stability"] = Figure(".report.fig_inverse_stability:make", "configs/inverse_stability.toml",
                                       "parameter / realization distance ratio along each pathology family, and "
                                       "over pairs of certified minima")
+FIGURES["connectivity"] = Figure(".report.fig_connectivity:make", "configs/connectivity.toml",
+                                 "zero-loss path (m = r*+1) against the NEB barrier and saddle (m = r*), with a slice")
 
 
 def _repo_root() -> Path:

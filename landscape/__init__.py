@@ -32,7 +32,8 @@ from .analysis.analyzer import AbstractAnalyzer, AnalysisResult, Point, run_anal
 from .analysis.classify import Classify, classify  # noqa: E402
 from .analysis.explore import Certified, Exploration, Polish, certify, default_analyzers, explore  # noqa: E402
 from .analysis.hessian import HessianSpectrum, hessian_matrix, hvp, spectrum  # noqa: E402
-from .analysis.paths import NEB, loss_slice, neb, zero_loss_path  # noqa: E402  (issue 11: slices and paths)
+from .analysis.inverse_stability import restricted_set, stability_ratio  # noqa: E402  (issue 10)
+from .analysis.local_dimension import linear_regions, local_dimension, local_dimension_matfree  # noqa: E402
 from .analysis.symmetry.analyze import SymmetryAnalysis  # noqa: E402
 from .flow import (  # noqa: E402
     AbstractFlow,
@@ -64,6 +65,7 @@ from .problem import (  # noqa: E402
     TeacherStudent,
     TwoLayer,
 )
+from .problem.datasets import Supervised  # noqa: E402  (issue 10: digits, MNIST)
 
 __version__ = "0.1.0"
 
@@ -78,8 +80,8 @@ __all__ = [
     "explore", "Exploration", "certify", "Certified", "Polish", "classify",
     "AbstractAnalyzer", "Point", "AnalysisResult", "run_analyzers", "default_analyzers",
     "HessianSpectrum", "SymmetryAnalysis", "Classify", "hessian_matrix", "hvp", "spectrum",
-    # slices, zero-loss paths, nudged elastic bands (issue 11)
-    "loss_slice", "zero_loss_path", "neb", "NEB",
+    # local dimension, inverse stability, real data (issue 10)
+    "local_dimension", "local_dimension_matfree", "linear_regions", "stability_ratio", "restricted_set", "Supervised",
     # figures
     "plot",
 ]

@@ -8,7 +8,10 @@ vectors) relaxes under the NEB force (Henkelman, Uberuaga & Jónsson 2000; tange
 with tau_i the energy-upwinded unit tangent. After ``climb_after`` iterations the highest image climbs: it feels
 F = -grad L + 2 (grad L . tau) tau and no spring, so it converges to the saddle point on the path. All images are
 evaluated in one ``vmap``; the band relaxes with FIRE (Bitzek et al. 2006) inside one ``lax.while_loop``, until
-max_i |F_i| <= ``force_tol``. Then the climbing image is polished by Levenberg-Marquardt/Newton
+max_i |F_i| <= ``force_tol``. For p-homogeneous activations (ReLU) the loss is flat along the rescaling orbits
+(u_j, a_j) -> (s u_j, a_j / s^p); images would drift along them, so every image is balanced after each step
+(:func:`balance`) and forces lose their components along the orbits (:func:`remove_rescaling`).
+Then the climbing image is polished by Levenberg-Marquardt/Newton
 (:func:`landscape.polish`) into a critical point certified in float64 (|grad L| <= ``polish_tol``), its dense
 Hessian is diagonalised, it is classified (:func:`landscape.classify`: an index-1 saddle has exactly one eigenvalue
 below -zero_tol max|lambda|) and identified by the symmetry analyzer (which narrower network it is embedded from:
@@ -45,7 +48,7 @@ from ..classify import classify, kind_names
 from ..hessian import hessian_matrix
 from ..symmetry.analyze import analyze_point
 
-__all__ = ["NEB", "NEBResult", "Saddle", "neb", "certify_saddle"]
+__all__ = ["NEB", "NEBResult", "Saddle", "neb", "certify_saddle", "balancer", "balance", "remove_rescaling"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,9 @@ class NEB:
         force_tol: stop when max_i |F_i| <= force_tol.
         noise: standard deviation of the perturbation of the initial straight band, relative to
             |theta_B - theta_A| / sqrt(P) (0: none).
+        balance: for p-homogeneous activations with trained output weights, balance every neuron of every image
+            (and of the end points) after each step (:func:`balance`), so that images cannot drift along the flat
+            rescaling orbits.
 
     Example:
         >>> from landscape.analysis.paths import NEB
@@ -76,6 +82,7 @@ class NEB:
     climb_after: int = 200
     force_tol: float = 1e-6
     noise: float = 1e-2
+    balance: bool = True
 
 
 @dataclass(frozen=True)
@@ -166,10 +173,78 @@ def _tangents(x, e):
     return tau / jnp.where(norm > 0, norm, 1.0), jnp.linalg.norm(tp, axis=1), jnp.linalg.norm(tm, axis=1)
 
 
+def balancer(problem):
+    """``(p, bias)`` when neurons of ``problem`` can be balanced (:func:`balance`), else None.
+
+    Balancing applies to p-homogeneous activations with trained output weights (two-layer students).
+    """
+    from ...problem.networks import TwoLayer
+
+    p = problem.student.activation.homogeneity
+    if p is None or not isinstance(problem.student, TwoLayer) or "a" not in problem.trainable_shapes:
+        return None
+    return float(p), "b" in problem.trainable_shapes
+
+
+def balance(theta, p: float, bias: bool):
+    """Balance every neuron: (u_j, a_j) -> (s u_j, a_j / s^p), s = (|a_j| / |u_j|)^(1 / (p + 1)), u_j = (w_j, b_j).
+
+    For a p-homogeneous activation this is an exact symmetry (same function, same loss) after which |a_j| = |s u_j|.
+    The loss is flat along these orbits, so NEB images drift along them (their norms grow without bound); balancing
+    every image after each step quotients the orbits out. Neurons with u_j = 0 or a_j = 0 are left alone. One
+    trainable dict; pure, jittable, vmappable.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from landscape.analysis.paths.neb import balance
+        >>> out = balance({"w": jnp.array([[4.0, 0.0]]), "a": jnp.array([1.0])}, 1.0, False)
+        >>> out["w"].tolist(), out["a"].tolist()
+        ([[2.0, 0.0]], [2.0])
+    """
+    nu = jnp.sqrt(jnp.sum(theta["w"] ** 2, axis=1) + (theta["b"] ** 2 if bias else 0.0))
+    na = jnp.abs(theta["a"])
+    ok = (nu > 1e-12) & (na > 1e-12)
+    sc = jnp.where(ok, (jnp.where(ok, na, 1.0) / jnp.where(ok, nu, 1.0)) ** (1.0 / (p + 1.0)), 1.0)
+    out = {**theta, "w": theta["w"] * sc[:, None], "a": theta["a"] / sc**p}
+    if bias:
+        out["b"] = theta["b"] * sc
+    return out
+
+
+def remove_rescaling(theta, force, p: float, bias: bool):
+    """``force`` without its components along the rescaling orbits at ``theta`` (trainable dicts).
+
+    The orbit of neuron j, s -> (s u_j, a_j / s^p), has the tangent t_j = (u_j, -p a_j) at s = 1; the t_j of
+    different neurons are orthogonal, so F -> F - sum_j (F . t_j / |t_j|^2) t_j. NEB forces along these exactly flat
+    directions only move images along the orbits, which :func:`balance` undoes.
+    """
+    tw = theta["w"]
+    ta = -p * theta["a"]
+    dot = jnp.sum(force["w"] * tw, axis=1) + force["a"] * ta
+    nrm = jnp.sum(tw**2, axis=1) + ta**2
+    if bias:
+        dot, nrm = dot + force["b"] * theta["b"], nrm + theta["b"] ** 2
+    coef = jnp.where(nrm > 1e-24, dot / jnp.where(nrm > 1e-24, nrm, 1.0), 0.0)
+    out = {**force, "w": force["w"] - coef[:, None] * tw, "a": force["a"] - coef * ta}
+    if bias:
+        out["b"] = force["b"] - coef * theta["b"]
+    return out
+
+
 @eqx.filter_jit
-def _relax(problem, x_ends, x_init, unravel_like, spring, dt0, dt_max, force_tol, climb_after, max_iter):
-    """FIRE relaxation of the band: returns (images (K+2, P), energies, top, iterations, max force)."""
+def _relax(problem, x_ends, x_init, unravel_like, spring, dt0, dt_max, force_tol, climb_after, max_iter,
+           balancing=None):
+    """FIRE relaxation of the band: returns (images (K+2, P), energies, top, iterations, max force).
+
+    ``balancing``: None or the static ``(p, bias)`` of :func:`balance`, applied to every image after each step.
+    """
     _, unravel = ravel_pytree(unravel_like)
+    if balancing is None:
+        project = lambda xi: xi  # noqa: E731
+        tangential = lambda xi, f: f  # noqa: E731
+    else:
+        project = jax.vmap(lambda z: ravel_pytree(balance(unravel(z), *balancing))[0])
+        tangential = jax.vmap(lambda z, fz: ravel_pytree(remove_rescaling(unravel(z), unravel(fz), *balancing))[0])
     value_and_grad = jax.vmap(jax.value_and_grad(lambda z: problem.loss(unravel(z))))
 
     def forces(xi, it):
@@ -182,7 +257,7 @@ def _relax(problem, x_ends, x_init, unravel_like, spring, dt0, dt_max, force_tol
         top = jnp.argmax(e[1:-1])
         climb = -gi[top] + 2.0 * gpar[top] * tau[top]
         f = jnp.where((it >= climb_after) & (jnp.arange(xi.shape[0]) == top)[:, None], climb[None], f)
-        return f, e, top
+        return tangential(xi, f), e, top
 
     def cond(s):
         it, fmax = s[5], s[6]
@@ -200,10 +275,11 @@ def _relax(problem, x_ends, x_init, unravel_like, spring, dt0, dt_max, force_tol
         alpha = jnp.where(ok, jnp.where(grow, 0.99 * alpha, alpha), 0.1)
         npos = jnp.where(ok, npos + 1, 0)
         v = v + dt * f
-        xi = xi + dt * v
+        xi = project(xi + dt * v)
         f_new, _, _ = forces(xi, it + 1)
         return xi, v, dt, alpha, npos, it + 1, jnp.max(jnp.linalg.norm(f_new, axis=1)), f_new
 
+    x_init = project(x_init)
     f0, _, _ = forces(x_init, 0)
     s = (x_init, jnp.zeros_like(x_init), jnp.asarray(dt0, x_init.dtype), jnp.asarray(0.1, x_init.dtype),
          jnp.int32(0), jnp.int32(0), jnp.max(jnp.linalg.norm(f0, axis=1)), f0)
@@ -291,13 +367,17 @@ def neb(problem, theta_a, theta_b, settings: NEB | None = None, *, key=None, pol
     k = int(st.n_images)
     if k < 3:
         raise ValueError(f"NEB needs at least 3 images, got n_images = {k}")
+    balancing = balancer(problem) if st.balance else None
+    if balancing is not None:  # the balanced representatives of the end points: same loss, same function
+        xa, xb = ravel_pytree(balance(theta_a, *balancing))[0], ravel_pytree(balance(theta_b, *balancing))[0]
     ts = jnp.linspace(0.0, 1.0, k + 2)[1:-1, None]
     x_init = (1.0 - ts) * xa[None] + ts * xb[None]
     x_init = x_init + st.noise * jnp.linalg.norm(xb - xa) / np.sqrt(xa.shape[0]) * jax.random.normal(
         key, x_init.shape, x_init.dtype)
     x, e, top, it, fmax = _relax(problem, jnp.stack([xa, xb]), x_init, theta_a, jnp.asarray(st.spring, float),
                                  jnp.asarray(st.dt, float), jnp.asarray(st.dt_max, float),
-                                 jnp.asarray(st.force_tol, float), jnp.int32(st.climb_after), jnp.int32(st.max_iter))
+                                 jnp.asarray(st.force_tol, float), jnp.int32(st.climb_after), jnp.int32(st.max_iter),
+                                 balancing)
     x, e = np.asarray(x, float), np.asarray(e, float)
     top = int(top)
     saddle = certify_saddle(problem, unravel(jnp.asarray(x[top])), polish_tol=polish_tol, zero_tol=zero_tol,

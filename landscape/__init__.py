@@ -30,6 +30,7 @@ jax.config.update("jax_enable_x64", True)
 
 from .analysis.analyzer import AbstractAnalyzer, AnalysisResult, Point, run_analyzers  # noqa: E402
 from .analysis.classify import Classify, classify  # noqa: E402
+from .analysis.dynamics import directional_convergence, kkt_points, neural_correlation, saddle_to_saddle  # noqa: E402
 from .analysis.explore import Certified, Exploration, Polish, certify, default_analyzers, explore  # noqa: E402
 from .analysis.hessian import HessianSpectrum, hessian_matrix, hvp, spectrum  # noqa: E402
 from .analysis.inverse_stability import restricted_set, stability_ratio  # noqa: E402  (issue 10)
@@ -80,6 +81,8 @@ __all__ = [
     "explore", "Exploration", "certify", "Certified", "Polish", "classify",
     "AbstractAnalyzer", "Point", "AnalysisResult", "run_analyzers", "default_analyzers",
     "HessianSpectrum", "SymmetryAnalysis", "Classify", "hessian_matrix", "hvp", "spectrum",
+    # small-initialisation dynamics (issue 9)
+    "neural_correlation", "kkt_points", "directional_convergence", "saddle_to_saddle",
     # local dimension, inverse stability, real data (issue 10)
     "local_dimension", "local_dimension_matfree", "linear_regions", "stability_ratio", "restricted_set", "Supervised",
     # figures

@@ -33,6 +33,11 @@ class Figure:
 
 FIGURES: dict[str, Figure] = {}
 """Figure name -> :class:`Figure`. Each analyzer's issue adds its own entries below."""
+FIGURES["directional-convergence"] = Figure(".report.fig_dynamics:directional_convergence_figure",
+                                            "configs/directional_convergence.toml",
+                                            "cosine to the nearest KKT point of N and escape time against delta")
+FIGURES["saddle-to-saddle"] = Figure(".report.fig_dynamics:saddle_to_saddle_figure", "configs/saddle_to_saddle.toml",
+                                     "loss curves from small init. with plateaus certified (index, reduced width)")
 FIGURES["local-dimension"] = Figure(".report.fig_local_dimension:make", "configs/local_dimension.toml",
                                     "local dimension (Jacobian rank) of a ReLU MLP along training on digits, "
                                     "against flatness and linear regions")

@@ -308,7 +308,7 @@ def kkt_points(problem, *, key, n: int = 256, ascent_steps: int = 2000, step: fl
     """
     order = homogeneity_order(problem)
     template = jax.tree.map(lambda s: jnp.zeros(s), problem.trainable_shapes,
-                            is_leaf=lambda s: isinstance(s, tuple))
+                            is_leaf=lambda s: isinstance(s, tuple) and all(isinstance(i, int) for i in s))
     flat0, unravel = ravel_pytree(template)
     z0 = jax.random.normal(key, (n, flat0.shape[0]))
     z0 = z0 / jnp.linalg.norm(z0, axis=1, keepdims=True)

@@ -70,7 +70,7 @@ def test_digits_and_supervised_loss():
     assert problem.y.shape == (40, 10) and np.all(np.asarray(problem.y).sum(1) == 1.0)
     np.testing.assert_array_equal(np.argmax(problem.y, 1), labels[:40])
     theta = ls.GaussianInit(1.0).sample(jax.random.key(0), problem)
-    pred = np.stack([np.asarray(problem.predict(theta, xi)) for xi in np.asarray(problem.x)])
+    pred = np.asarray(jax.vmap(lambda xi: problem.predict(theta, xi))(problem.x))
     assert pred.shape == (40, 10)
     want = 0.5 * np.mean(np.sum((pred - np.asarray(problem.y)) ** 2, axis=1))
     np.testing.assert_allclose(float(problem.loss(theta)), want, rtol=1e-12)

@@ -84,6 +84,21 @@ def test_rank_one_condition_holds_on_found_points_and_is_sufficient(kkt_two):
     assert np.isnan(rank_one_condition(problem, {"w": np.eye(3)[:2], "a": np.ones(2)}))  # rank two
 
 
+@pytest.mark.parametrize("act", [ls.ReLU(), ls.LeakyReLU(0.1), ls.ReLUPower(3)], ids=lambda a: a.label)
+def test_rank_one_characterisation_for_relu_leaky_and_polynomial(act):
+    """Six labelled samples, width 2: every KKT point found has residual < 1e-12, and every rank-one one satisfies
+    the characterisation (conditions (i)-(iii) of landscape.analysis.dynamics.neural_correlation)."""
+    x = jax.random.normal(jax.random.key(0), (6, 3))
+    y = jnp.array([1.0, -0.5, 0.8, 0.3, -1.0, 0.6])
+    problem = ls.TeacherStudent(ls.Teacher.orthonormal(d=3, width=1), ls.TwoLayer(width=2, activation=act),
+                                ls.SampleLoss(x, y))
+    kkt = kkt_points(problem, key=jax.random.key(1), n=12, ascent_steps=200)
+    assert len(kkt) >= 1 and kkt.n_converged >= 10
+    assert np.all(kkt.residual < 1e-12)
+    assert np.any(kkt.rank_one)
+    assert np.all(kkt.condition[kkt.rank_one] < 1e-10)
+
+
 def test_neural_correlation_population_matches_sample():
     teacher = ls.Teacher.gaussian(d=3, width=2, key=jax.random.key(2), output_weights=[1.0, -0.6])
     act = ls.ReLUPower(2)

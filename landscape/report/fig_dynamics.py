@@ -28,7 +28,7 @@ import numpy as np
 __all__ = ["directional_convergence_figure", "saddle_to_saddle_figure", "DIRECTIONAL_KEYS", "PLATEAU_KEYS"]
 
 DIRECTIONAL_KEYS = {"deltas": [1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6], "radius_factor": 100.0, "escape_drop": 0.1,
-                    "horizon": 6.0, "kkt_starts": 64, "kkt_ascent_steps": 1000, "kkt_tol": 1e-12}
+                    "horizon": 12.0, "kkt_starts": 64, "kkt_ascent_steps": 1000, "kkt_tol": 1e-12}
 """``[dynamics]`` keys of the directional-convergence figure and their defaults."""
 
 PLATEAU_KEYS = {"flat_tol": 0.02, "min_decades": 0.5}

@@ -193,8 +193,8 @@ def _escape_times(ts, loss, drop):
 
 
 def directional_convergence(problem, kkt: KKTPoints, *, deltas, key, n: int = 64, radius_factor: float = 10.0,
-                            escape_drop: float = 0.1, horizon: float = 30.0, n_snapshots: int = 200,
-                            rtol: float = 1e-8) -> DirectionalSweep:
+                            escape_drop: float = 0.1, horizon: float = 12.0, n_snapshots: int = 200,
+                            rtol: float = 1e-8, max_steps: int = 4000) -> DirectionalSweep:
     """The delta sweep of the module docstring.
 
     Args:
@@ -208,6 +208,9 @@ def directional_convergence(problem, kkt: KKTPoints, *, deltas, key, n: int = 64
         horizon: t_max = horizon * T(delta) of the radial law (module docstring).
         n_snapshots: log-spaced snapshots per flow, from t_max * 1e-5 to t_max.
         rtol: solver tolerance (atol = rtol * delta * 1e-2, scaled with the size of the weights).
+        max_steps: solver steps per flow (static). Escaping takes a few hundred adaptive steps; after it the flow
+            moves on O(1) time scales, so a flow that escaped early stops here (MAX_STEPS) instead of integrating
+            the rest of the horizon: what is recorded happens before.
 
     Returns:
         :class:`DirectionalSweep`.
@@ -228,7 +231,7 @@ def directional_convergence(problem, kkt: KKTPoints, *, deltas, key, n: int = 64
         t_law = float(escape_time_law(delta, order, lam)) if order > 2 else float(np.log(1.0 / delta) + 1.0) / lam
         t_max = horizon * t_law
         flow = GradientFlow(t_max, grad_tol=0.0, rtol=rtol, atol=rtol * delta * 1e-2, t_min=t_max * 1e-5,
-                            n_snapshots=n_snapshots, save_params=True)
+                            max_steps=max_steps, n_snapshots=n_snapshots, save_params=True)
         theta0 = jax.tree.map(lambda x: delta * x, unit)  # noqa: B023
         traj = _flows(problem, flow, theta0)
         ts, norm = np.asarray(traj.ts)[0], np.asarray(traj.param_norm)

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["make", "study", "QUICK"]
+__all__ = ["make", "study", "draw", "QUICK"]
 
 QUICK = ["problem.n_samples=60", "student.hidden_widths=[8, 8]", "student.width=8", "init.count=2",
          "flow.steps=300", "flow.n_snapshots=3"]
@@ -122,19 +122,27 @@ def _print(res: dict) -> None:
 
 def make(config_path: Path | None, out_dir: Path, *, quick: bool) -> list[Path]:
     """Draw the figure from ``config_path`` into ``out_dir`` (see the module docstring); returns the paths."""
+    res = study(config_path, quick=quick)
+    _print(res)
+    return draw(res, out_dir)
+
+
+def draw(res: dict, out_dir: Path) -> list[Path]:
+    """Write ``local_dimension.png`` and ``local_dimension.json`` from the numbers of :func:`study` (or the JSON)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    res = study(config_path, quick=quick)
-    _print(res)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(1, 4, figsize=(17, 4), constrained_layout=True)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     P = res["setting"]["n_params"]
     for c, sc in zip(colors, res["scales"], strict=False):
-        ts = np.asarray(sc["ts"])
-        ts = np.where(ts > 0, ts, np.nan)
+        ts = np.asarray(sc["ts"], float)
+        t0 = ts[ts > 0].min() / 3 if np.any(ts > 0) else 1.0
+        ts = np.where(ts > 0, ts, t0)  # t = 0 drawn a third of the first snapshot time to its left
         for i, (rank, bound) in enumerate(zip(sc["rank"], sc["bound"], strict=True)):
             r = np.where(np.asarray(rank) >= 0, rank, np.nan)
             axes[0].plot(ts, r / P, "o-", color=c, ms=3, label=f"scale {sc['scale']:g}" if i == 0 else None)
@@ -145,7 +153,7 @@ def make(config_path: Path | None, out_dir: Path, *, quick: bool) -> list[Path]:
         axes[3].plot(sc["regions_final"], final, "o", color=c)
         axes[3].plot(sc["regions_init"], [r[0] / P for r in sc["rank"]], "x", color=c)
     axes[0].set_xscale("log")
-    axes[0].set_xlabel("training time t = step * lr (snapshots)")
+    axes[0].set_xlabel("training time t = step * lr (snapshots; leftmost: t = 0)")
     axes[0].set_ylabel("local dimension / P  (dotted: bound / P)")
     axes[0].set_title(f"rank J along training ({res['setting']['dataset']})")
     for ax, lab in zip(axes[1:], ["Hessian trace at the end point", "top Hessian eigenvalue at the end point",

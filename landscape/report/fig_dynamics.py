@@ -35,7 +35,7 @@ PLATEAU_KEYS = {"flat_tol": 0.02, "min_decades": 0.5}
 """``[dynamics]`` keys of the saddle-to-saddle figure and their defaults."""
 
 QUICK_DIRECTIONAL = {"init.count": 4, "dynamics.deltas": [1e-1, 1e-2, 1e-3], "dynamics.kkt_starts": 8,
-                     "dynamics.kkt_ascent_steps": 200, "flow.n_snapshots": 120}
+                     "dynamics.kkt_ascent_steps": 200, "flow.n_snapshots": 400}
 QUICK_PLATEAUS = {"init.count": 3, "flow.n_snapshots": 120}
 
 
@@ -179,13 +179,17 @@ def saddle_to_saddle_figure(config_path: Path | None, out_dir: Path, *, quick: b
     ok = seq.ts > 0
     for r in range(seq.loss.shape[0]):
         ax.plot(seq.ts[ok], seq.loss[r, ok], "-", color=colors[r % len(colors)], lw=1, alpha=0.8)
+    labelled = set()
     for v in seq.visits:
         c = colors[v.trajectory % len(colors)]
         tm = float(np.sqrt(v.t_start * v.t_end))
         ax.plot([v.t_start, v.t_end], [v.plateau_loss] * 2, "-", color=c, lw=5, alpha=0.3)
         ax.plot(tm, v.loss, "o" if v.certified else "x", color=c, ms=6)
-        label = f"{v.kind[:6]} i{v.index} r{v.reduced_width}" if v.certified else "not certified"
-        ax.annotate(label, (tm, v.loss), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        label = f"{v.kind} i{v.index} r{v.reduced_width}, L = {v.loss:.4g}" if v.certified else "not certified"
+        key = (f"{v.loss:.6g}", label)
+        if key not in labelled:  # one label per distinct critical point
+            labelled.add(key)
+            ax.annotate(label, (tm, v.loss), textcoords="offset points", xytext=(4, 4), fontsize=7)
     ax.set(xscale="log", yscale="log", xlabel="time t", ylabel="loss",
            title=f"saddle-to-saddle: plateaus certified at |grad L| <= {seq.tol:g} (i = index, r = reduced width)")
     out_dir = Path(out_dir)

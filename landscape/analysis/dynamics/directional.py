@@ -148,8 +148,9 @@ class DirectionalSweep:
                f"{self.predicted_slope:.3f})"
 
     def table(self):
-        """pandas DataFrame, one row per delta: median cosine, fraction with cosine >= 0.99, median relative KKT
-        residual, median escape time, the radial prediction, and how many flows reached the radius / escaped."""
+        """pandas DataFrame, one row per delta: median and min cosine, fraction with cosine >= 0.99, median
+        relative KKT residual, median |theta| / delta where the direction was recorded, median escape time, the
+        radial prediction, and how many flows reached the radius / escaped."""
         import warnings
 
         import pandas as pd
@@ -162,6 +163,7 @@ class DirectionalSweep:
                 "cos_min": np.nanmin(self.cosine, axis=1),
                 "frac_cos_0.99": np.nanmean(self.cosine >= 0.99, axis=1),
                 "kkt_res_median": np.nanmedian(self.kkt_residual, axis=1),
+                "radius_median": np.nanmedian(self.radius, axis=1),
                 "escape_median": np.nanmedian(self.escape_time, axis=1),
                 "escape_law": escape_time_law(self.deltas, self.order, self.lam),
                 "reached": np.sum(np.isfinite(self.radius), axis=1),
@@ -175,15 +177,26 @@ def _first_index(mask):
     return np.where(any_, np.argmax(mask, axis=-1), -1)
 
 
-def _escape_times(ts, loss, drop):
-    """First log-interpolated time where loss <= (1 - drop) loss[0], per row of loss (n, S); NaN if never."""
+def _escape_times(ts, loss, drop, t_final, loss_final):
+    """First log-interpolated time where loss <= (1 - drop) loss[0], per row of loss (n, S); NaN if never.
+
+    The end state (t_final, loss_final) of each flow counts as one more sample after its last finite snapshot (a
+    flow stopped by its step budget right after escaping has no snapshot below the target)."""
+    n, S = loss.shape
+    last = np.where(np.isfinite(loss), np.arange(S)[None, :], -1).max(axis=1)
+    ts = np.broadcast_to(np.append(ts, np.inf), (n, S + 1)).copy()
+    loss = np.concatenate([loss, np.full((n, 1), np.nan)], axis=1)
+    rows = np.arange(n)
+    extra = (last + 1 < S + 1) & (t_final > ts[rows, np.maximum(last, 0)])
+    ts[rows[extra], last[extra] + 1] = t_final[extra]
+    loss[rows[extra], last[extra] + 1] = loss_final[extra]
     target = (1.0 - drop) * loss[:, :1]
     below = np.nan_to_num(loss, nan=np.inf) <= target
     i = _first_index(below)
-    out = np.full(loss.shape[0], np.nan)
+    out = np.full(n, np.nan)
     for r in np.flatnonzero(i > 0):
         k = i[r]
-        t0, t1, l0, l1 = ts[k - 1], ts[k], loss[r, k - 1], loss[r, k]
+        t0, t1, l0, l1 = ts[r, k - 1], ts[r, k], loss[r, k - 1], loss[r, k]
         if t0 <= 0:
             out[r] = t1
             continue
@@ -192,8 +205,8 @@ def _escape_times(ts, loss, drop):
     return out
 
 
-def directional_convergence(problem, kkt: KKTPoints, *, deltas, key, n: int = 64, radius_factor: float = 10.0,
-                            escape_drop: float = 0.1, horizon: float = 12.0, n_snapshots: int = 200,
+def directional_convergence(problem, kkt: KKTPoints, *, deltas, key, n: int = 64, radius_factor: float = 30.0,
+                            escape_drop: float = 0.1, horizon: float = 12.0, n_snapshots: int = 400,
                             rtol: float = 1e-8, max_steps: int = 4000) -> DirectionalSweep:
     """The delta sweep of the module docstring.
 
@@ -206,7 +219,9 @@ def directional_convergence(problem, kkt: KKTPoints, *, deltas, key, n: int = 64
         radius_factor: record the direction when |theta| first reaches radius_factor * delta.
         escape_drop: escape = the loss has dropped by this fraction of its initial value.
         horizon: t_max = horizon * T(delta) of the radial law (module docstring).
-        n_snapshots: log-spaced snapshots per flow, from t_max * 1e-5 to t_max.
+        n_snapshots: log-spaced snapshots per flow, from T(delta) / 4 (L > 2; t_max * 1e-5 for L = 2) to t_max:
+            their spacing must resolve the radius crossing, which for L > 2 falls in the last fraction
+            1 / radius_factor^(L-2) of the time before the blow-up (400 snapshots: 0.9 % spacing).
         rtol: solver tolerance (atol = rtol * delta * 1e-2, scaled with the size of the weights).
         max_steps: solver steps per flow (static). Escaping takes a few hundred adaptive steps; after it the flow
             moves on O(1) time scales, so a flow that escaped early stops here (MAX_STEPS) instead of integrating
@@ -230,7 +245,10 @@ def directional_convergence(problem, kkt: KKTPoints, *, deltas, key, n: int = 64
     for delta in deltas:
         t_law = float(escape_time_law(delta, order, lam)) if order > 2 else float(np.log(1.0 / delta) + 1.0) / lam
         t_max = horizon * t_law
-        flow = GradientFlow(t_max, grad_tol=0.0, rtol=rtol, atol=rtol * delta * 1e-2, t_min=t_max * 1e-5,
+        # L > 2: nothing happens before ~T(delta) (|theta| < 1.2 delta at T / 4), so the snapshots are spent on
+        # [T / 4, t_max], where the norm blows up; L = 2: log-spaced from t_max * 1e-5
+        t_min = 0.25 * t_law if order > 2 else t_max * 1e-5
+        flow = GradientFlow(t_max, grad_tol=0.0, rtol=rtol, atol=rtol * delta * 1e-2, t_min=t_min,
                             max_steps=max_steps, n_snapshots=n_snapshots, save_params=True)
         theta0 = jax.tree.map(lambda x: delta * x, unit)  # noqa: B023
         traj = _flows(problem, flow, theta0)
@@ -245,7 +263,8 @@ def directional_convergence(problem, kkt: KKTPoints, *, deltas, key, n: int = 64
         out["nearest"].append(np.where(reached, cos.argmax(axis=1), -1))
         out["kkt_residual"].append(np.where(reached, res, np.nan))
         out["radius"].append(np.where(reached, norm[rows, pick] / delta, np.nan))
-        out["escape_time"].append(_escape_times(ts, np.asarray(traj.loss), escape_drop))
+        out["escape_time"].append(_escape_times(ts, np.asarray(traj.loss), escape_drop, np.asarray(traj.t_final),
+                                                np.asarray(traj.loss_final)))
         out["t_max"].append(t_max)
     arr = {k: np.asarray(v) for k, v in out.items()}
     med = np.array([np.nanmedian(r) if np.isfinite(r).any() else np.nan for r in arr["escape_time"]])

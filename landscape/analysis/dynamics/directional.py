@@ -229,6 +229,16 @@ def directional_convergence(problem, kkt: KKTPoints, *, deltas, key, n: int = 64
 
     Returns:
         :class:`DirectionalSweep`.
+
+    Example:
+        >>> import jax, landscape as ls
+        >>> teacher = ls.Teacher.gaussian(d=3, width=2, key=jax.random.key(1), output_weights=[1.0, 0.7])
+        >>> problem = ls.TeacherStudent(teacher, ls.TwoLayer(width=2, activation=ls.ReLUPower(2)))  # L = 3
+        >>> kkt = ls.kkt_points(problem, key=jax.random.key(0), n=16)  # doctest: +SKIP
+        >>> sweep = ls.directional_convergence(problem, kkt, deltas=[1e-2, 1e-3, 1e-4], key=jax.random.key(1),
+        ...                                    n=8)  # doctest: +SKIP
+        >>> round(sweep.slope, 1), sweep.predicted_slope  # escape time ~ 1/delta^(L-2)  # doctest: +SKIP
+        (1.0, 1.0)
     """
     order = homogeneity_order(problem)
     if len(kkt) == 0:

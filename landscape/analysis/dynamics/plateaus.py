@@ -200,6 +200,18 @@ def saddle_to_saddle(problem, trajectory, *, polish: Polish | None = None, flat_
 
     Returns:
         :class:`SaddleSequence`.
+
+    Example:
+        >>> import jax, landscape as ls
+        >>> problem = ls.TeacherStudent(ls.Teacher.gaussian(d=4, width=3, key=jax.random.key(1),
+        ...                                                 output_weights=[1.0, -1.0, 0.6]), ls.TwoLayer(width=3))
+        >>> flow = ls.GradientFlow(300.0, n_snapshots=160, save_params=True)
+        >>> res = ls.explore(problem, flow, key=jax.random.key(0), n=4, init=ls.GaussianInit(1e-2),
+        ...                  analyzers=())  # doctest: +SKIP
+        >>> ls.saddle_to_saddle(problem, res.trajectory).levels()  # doctest: +SKIP
+               loss    kind  index  reduced_width  trajectories
+        0  0.565657  saddle      3              0             4
+        1  0.084175  saddle      2              1             ...
     """
     if trajectory.params is None:
         raise ValueError("saddle_to_saddle needs parameter snapshots: run the flow with save_params=True")

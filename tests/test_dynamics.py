@@ -10,6 +10,7 @@ import pytest
 import landscape as ls
 from landscape.analysis.dynamics import (
     cosine_mod_permutation,
+    cosine_mod_split,
     detect_plateaus,
     directional_convergence,
     homogeneity_order,
@@ -121,6 +122,12 @@ def test_cosine_mod_permutation():
     cos = jax.jit(cosine_mod_permutation)
     assert float(cos(problem, a, b, perms)) == pytest.approx(1.0, abs=1e-14)
     assert float(cos(problem, a, b, perms[:1])) < 0.99
+    # p = 1: a neuron split into two copies of unequal magnitudes on the same ray is in the KKT family
+    relu = _one_sample_problem(width=3, p=1)
+    target = {"w": jnp.array([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]), "a": jnp.array([1.0, 0.0, 0.0])}
+    split = {"w": jnp.array([[0.0, 0.0, 0.0], [0.3, 0.0, 0.0], [0.9, 0.0, 0.0]]), "a": jnp.array([0.0, 0.3, 0.9])}
+    assert float(jax.jit(cosine_mod_split)(relu, split, target)) == pytest.approx(1.0, abs=1e-14)
+    assert float(cos(relu, split, target, perms)) < 0.96
 
 
 def test_directional_convergence_one_neuron(kkt_two):

@@ -5,7 +5,13 @@
 - :mod:`.plateaus`: plateaus of loss curves and the certified critical points visited (saddle-to-saddle).
 """
 
-from .directional import DirectionalSweep, cosine_mod_permutation, directional_convergence, escape_time_law
+from .directional import (
+    DirectionalSweep,
+    cosine_mod_permutation,
+    cosine_mod_split,
+    directional_convergence,
+    escape_time_law,
+)
 from .neural_correlation import (
     KKTPoints,
     homogeneity_order,
@@ -17,7 +23,8 @@ from .neural_correlation import (
 )
 from .plateaus import SaddleSequence, Visit, detect_plateaus, saddle_to_saddle
 
-__all__ = ["DirectionalSweep", "cosine_mod_permutation", "directional_convergence", "escape_time_law",
+__all__ = ["DirectionalSweep", "cosine_mod_permutation", "cosine_mod_split", "directional_convergence",
+           "escape_time_law",
            "SaddleSequence", "Visit", "detect_plateaus", "saddle_to_saddle",
            "KKTPoints", "homogeneity_order", "kkt_points", "kkt_residual", "neural_correlation",
            "one_neuron_correlation", "rank_one_condition"]

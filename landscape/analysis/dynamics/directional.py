@@ -13,8 +13,9 @@ parameter snapshots, one ``jit(vmap)`` compiled once for all deltas: t_max, t_mi
 delta w0 with the same w0 for every delta, and records
 
 - the direction theta / |theta| at the first snapshot where |theta| >= ``radius_factor`` * delta, its cosine to the
-  nearest KKT point modulo neuron permutations (two-layer nets; plain cosine for deep nets), and its relative KKT
-  residual |grad N(t) - L N(t) t| / |grad N(t)| (invariant under every symmetry);
+  nearest KKT point modulo symmetry (two-layer nets: neuron permutations, and for p = 1 activations the split of a
+  neuron into copies of any magnitudes, :func:`cosine_mod_split`; plain cosine for deep nets), and its relative
+  KKT residual |grad N(t) - L N(t) t| / |grad N(t)| (invariant under every symmetry);
 - the escape time: the first time the loss has dropped by the fraction ``escape_drop`` of its initial value
   (log-time interpolation between snapshots),
 
@@ -42,7 +43,8 @@ from ...flow import GradientFlow, SphereInit, run_flow
 from ...problem.networks import TwoLayer
 from .neural_correlation import KKTPoints, homogeneity_order, neural_correlation
 
-__all__ = ["DirectionalSweep", "directional_convergence", "escape_time_law", "cosine_mod_permutation"]
+__all__ = ["DirectionalSweep", "directional_convergence", "escape_time_law", "cosine_mod_permutation",
+           "cosine_mod_split"]
 
 MAX_PERMUTED_WIDTH = 7
 """Two-layer widths up to which cosines are maximised over all m! neuron permutations (vmapped); plain above."""
@@ -79,6 +81,26 @@ def cosine_mod_permutation(problem, theta, target, perms):
     return jnp.max(jnp.sum(g[jnp.arange(m)[None, :], perms], axis=1)) / scale
 
 
+def cosine_mod_split(problem, theta, target):
+    """Cosine of ``theta`` to the nearest point of the KKT family of ``target`` for 1-homogeneous activations.
+
+    For relu / leaky relu (p = 1) a KKT point's neurons may be split among any number of copies on the same rays
+    r = (w_j, a_j) / |(w_j, a_j)| with any magnitudes (README, science section 3; condition (iii) of
+    :mod:`.neural_correlation` does not fix them), so the nearest family member keeps each neuron of ``theta`` on
+    its best ray: cos = sqrt(sum_j max(0, max_r <n_j, r>)^2) / |theta|, n_j = (w_j, a_j). Pure, vmappable.
+    """
+    rows, ref = _rows(problem, theta), _rows(problem, target)
+    nrm = jnp.linalg.norm(ref, axis=1, keepdims=True)
+    rays = jnp.where(nrm > 0, ref / jnp.where(nrm > 0, nrm, 1.0), 0.0)
+    best = jnp.maximum(jnp.max(rows @ rays.T, axis=1), 0.0)
+    return jnp.sqrt(jnp.sum(best**2)) / jnp.linalg.norm(ravel_pytree(theta)[0])
+
+
+def _split_family(problem) -> bool:
+    return (isinstance(problem.student, TwoLayer) and problem.student.activation.homogeneity == 1.0
+            and "a" not in problem.frozen)
+
+
 def _perms(problem) -> np.ndarray:
     if isinstance(problem.student, TwoLayer) and problem.student.width <= MAX_PERMUTED_WIDTH:
         return np.asarray(list(itertools.permutations(range(problem.student.width))), np.int32)
@@ -94,7 +116,11 @@ def _flows(problem, flow, theta0):
 @eqx.filter_jit
 def _directions(problem, directions, targets, perms, order: int):
     """(cosines (n, k), relative KKT residuals (n,)) of n directions against k KKT points."""
-    cos = jax.vmap(lambda d: jax.vmap(lambda t: cosine_mod_permutation(problem, d, t, perms))(targets))(directions)
+    if _split_family(problem):
+        pair = lambda d, t: cosine_mod_split(problem, d, t)  # noqa: E731
+    else:
+        pair = lambda d, t: cosine_mod_permutation(problem, d, t, perms)  # noqa: E731
+    cos = jax.vmap(lambda d: jax.vmap(lambda t: pair(d, t))(targets))(directions)
 
     def rel_residual(d):
         flat, unravel = ravel_pytree(d)

@@ -239,7 +239,9 @@ def saddle_to_saddle(problem, trajectory, *, polish: Polish | None = None, flat_
         embedded = {i: e for i, e in embedded.items() if e is not None}
         if embedded:
             idx = sorted(embedded)
-            again = certify(problem, {k: jnp.asarray(np.stack([embedded[i][k] for i in idx])) for k in ("w", "a")},
+            # padded to the batch size of the first certification, whose compilation it then reuses
+            padded = idx + [idx[0]] * (len(found) - len(idx))
+            again = certify(problem, {k: jnp.asarray(np.stack([embedded[i][k] for i in padded])) for k in ("w", "a")},
                             polish=polish)
             keep = [n for n, i in enumerate(idx) if bool(again.certified[n])]
             if keep:

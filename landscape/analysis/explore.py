@@ -5,10 +5,12 @@
 
 This is the batching boundary (``../shared/style.md`` section b): initialisation i uses the key
 ``fold_in(key, start + i)`` (results do not depend on how a run is chunked), parameters are drawn with ``vmap``,
-flows run as one ``jit(vmap(flow.run))``, polishing is one ``jit(vmap(polish))``, and the analyzers run in the
-analysis stage (:mod:`landscape.analysis.analyzer`). Every jitted function takes the problem, the flow and the
-settings as pytree arguments with their numbers as traced leaves, so batches of the same shapes share one
-compilation. ``landscape run`` (:mod:`landscape.sweep`) is a thin layer over :func:`explore`.
+flows run vmapped in segments with the unfinished lanes re-packed into smaller batches
+(:func:`landscape.flow.packing.run_flows_packed`; one ``jit(vmap(flow.run))`` with a ``sharding``), polishing is
+one ``jit(vmap(polish))``, and the analyzers run in the analysis stage (:mod:`landscape.analysis.analyzer`).
+Every jitted function takes the problem, the flow and the settings as pytree arguments with their numbers as
+traced leaves, so batches of the same shapes share one compilation. ``landscape run`` (:mod:`landscape.sweep`) is
+a thin layer over :func:`explore`.
 
 Certification (:func:`certify`): a point is a *certified critical point* when, after polishing, it is finite and
 its gradient norm is at most ``Polish.tol`` (default 1e-10), measured in float64; the loss reported is the
@@ -25,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..flow.init import AbstractInit, GaussianInit
+from ..flow.packing import PackStats, run_flows_packed
 from ..flow.polish import polish
 from ..flow.trajectory import NONFINITE, AbstractFlow, Trajectory, status_name
 from .analyzer import AnalysisResult, Point, run_analyzers
@@ -211,7 +214,9 @@ class Exploration(eqx.Module):
         trajectory: the flows' :class:`landscape.flow.Trajectory`.
         points: the polished, certified end points (:class:`Certified`).
         analysis: the analyzers' columns, arrays and per-point status (:class:`AnalysisResult`).
-        timings: seconds per stage (init, flow, polish, one entry per analyzer).
+        timings: seconds per stage (init, flow, polish, one entry per analyzer), and the flow's lane-step counts.
+        packing: :class:`landscape.flow.PackStats` of the packed flows (useful fraction of lane-steps, bucket
+            sizes used), or None with a ``sharding``.
 
     Example:
         >>> import jax, landscape as ls
@@ -230,6 +235,7 @@ class Exploration(eqx.Module):
     points: Certified
     analysis: AnalysisResult
     timings: dict
+    packing: PackStats | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -359,7 +365,13 @@ def explore(problem, flow: AbstractFlow, *, key, n: int, init: AbstractInit | No
     timings["init_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    traj = jax.block_until_ready(_flows(problem, flow, theta0))
+    packing = None
+    if sharding is None:  # segments with the running lanes re-packed (no lockstep waste)
+        traj, packing = run_flows_packed(problem, flow, theta0)
+        timings["flow_lane_steps_useful"], timings["flow_lane_steps_computed"] = packing.useful, packing.computed
+    else:  # keep the batch's layout over devices: one vmapped run
+        traj = _flows(problem, flow, theta0)
+    traj = jax.block_until_ready(traj)
     timings["flow_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -369,4 +381,5 @@ def explore(problem, flow: AbstractFlow, *, key, n: int, init: AbstractInit | No
     analysis = run_analyzers(analyzers, problem, Point(theta=points.theta, loss=points.loss,
                                                        grad_norm=points.grad_norm, certified=points.certified,
                                                        finite=points.finite), timings=timings)
-    return Exploration(ids=ids, theta0=theta0, trajectory=traj, points=points, analysis=analysis, timings=timings)
+    return Exploration(ids=ids, theta0=theta0, trajectory=traj, points=points, analysis=analysis, timings=timings,
+                       packing=packing)

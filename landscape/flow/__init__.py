@@ -15,11 +15,13 @@ import jax
 from .gradient_flow import GradientFlow
 from .init import AbstractInit, GaussianInit, OrthogonalInit, SphereInit, init_batch, init_params
 from .optimizers import OptaxFlow
+from .packing import PackStats, run_flows_packed
 from .polish import PolishResult, polish, polish_batch
 from .trajectory import (
     CONVERGED,
     MAX_STEPS,
     NONFINITE,
+    RUNNING,
     SOLVER_FAILED,
     T_MAX,
     AbstractFlow,
@@ -32,11 +34,14 @@ from .trajectory import (
 )
 
 __all__ = [
+    "PackStats",
+    "run_flows_packed",
     "AbstractFlow",
     "GradientFlow",
     "OptaxFlow",
     "Trajectory",
     "Status",
+    "RUNNING",
     "CONVERGED",
     "T_MAX",
     "MAX_STEPS",

@@ -24,6 +24,7 @@ from jax.flatten_util import ravel_pytree
 
 __all__ = [
     "Status",
+    "RUNNING",
     "CONVERGED",
     "T_MAX",
     "MAX_STEPS",
@@ -46,6 +47,7 @@ DIVERGENCE_LOSS = 1.0e30
 class Status(enum.IntEnum):
     """Why a trajectory stopped (stored as int32 in :attr:`Trajectory.status`)."""
 
+    RUNNING = -1  # only between segments of a packed run (landscape.flow.packing); never in a finished result
     CONVERGED = 0
     T_MAX = 1
     MAX_STEPS = 2
@@ -53,6 +55,7 @@ class Status(enum.IntEnum):
     SOLVER_FAILED = 4
 
 
+RUNNING = Status.RUNNING
 CONVERGED = Status.CONVERGED
 T_MAX = Status.T_MAX
 MAX_STEPS = Status.MAX_STEPS
@@ -60,6 +63,7 @@ NONFINITE = Status.NONFINITE
 SOLVER_FAILED = Status.SOLVER_FAILED
 
 _MESSAGES = {
+    Status.RUNNING: "still running (a segment of a packed run ended; the next one continues it)",
     Status.CONVERGED: "converged: |grad L| <= flow.grad_tol",
     Status.T_MAX: (
         "time horizon reached before |grad L| <= flow.grad_tol (gradient flow: t = flow.t_max; optax methods: "

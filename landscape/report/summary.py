@@ -50,6 +50,10 @@ def group_eigenvalues(eigs, *, zero_tol_abs: float, rel_tol: float = 1e-6) -> li
     ]
 
 
+LANE_STEPS = ("flow_lane_steps_useful", "flow_lane_steps_computed")
+"""Counts :func:`landscape.explore` records beside its timings (summed over chunks like them)."""
+
+
 def summarize(cfg, table: pd.DataFrame, arrays: dict | None = None, timings: dict | None = None) -> dict:
     """The content of ``summary.json`` for one config (one grid point)."""
     counts = {k: int((table["kind"] == k).sum()) for k in KINDS}
@@ -75,9 +79,13 @@ def summarize(cfg, table: pd.DataFrame, arrays: dict | None = None, timings: dic
             "analysis.zero_tol (relative to max|eig|)": cfg.analysis.zero_tol,
             "analysis.global_loss_tol": cfg.analysis.global_loss_tol,
         },
-        "timings_s": dict(timings or {}),
+        "timings_s": {k: v for k, v in (timings or {}).items() if k not in LANE_STEPS},
         **environment(),
     }
+    if all(k in (timings or {}) for k in LANE_STEPS):  # packed flows (landscape.flow.packing): waste accounting
+        useful, computed = (float(timings[k]) for k in LANE_STEPS)
+        out["flow_lane_steps"] = {"useful": int(useful), "computed": int(computed),
+                                  "useful_fraction": useful / computed if computed else 1.0}
     out["not_certified"] = not_certified_summary(cfg, table)
     if "sym_class" in table:
         out["symmetry"] = symmetry_summary(cfg, table)

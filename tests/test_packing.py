@@ -1,0 +1,51 @@
+"""Packed flows (landscape.flow.packing): segments with the running lanes re-packed give the flows of one solve."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import landscape as ls
+from landscape.flow import CONVERGED, RUNNING
+from landscape.flow.packing import buckets, run_flows_packed
+
+
+def test_buckets_shrink_by_four_down_to_the_minimum():
+    assert buckets(64) == [64, 16]
+    assert buckets(1000) == [1000, 250, 63, 16]
+    assert buckets(12, min_bucket=2) == [12, 3]
+    assert buckets(5) == [5]
+
+
+def test_packed_segments_reproduce_one_solve_and_save_lane_steps():
+    # smooth (tanh): no ReLU kinks, so every lane converges within a few thousand steps
+    problem = ls.TeacherStudent(ls.Teacher.orthonormal(d=3, width=2, activation=ls.Tanh()),
+                                ls.TwoLayer(width=2, activation=ls.Tanh()),
+                                ls.SampleLoss.gaussian(n=32, d=3, key=jax.random.key(0)))
+    n = 12
+    keys = jax.random.split(jax.random.key(1), n)
+    # mixed scales: lanes that finish in a few dozen steps and lanes that need hundreds
+    scales = jnp.array([1.0, 0.3, 0.05, 1.0, 0.01, 0.5, 1.0, 0.2, 0.02, 1.0, 0.7, 0.1])
+    theta0 = jax.vmap(lambda k, s: ls.GaussianInit(s).sample(k, problem))(keys, scales)
+    one = ls.GradientFlow(t_max=2e3, grad_tol=1e-8, max_steps=20_000, segment_steps=0)
+    seg = ls.GradientFlow(t_max=2e3, grad_tol=1e-8, max_steps=20_000, segment_steps=16)
+    ref, ref_stats = run_flows_packed(problem, one, theta0)
+    got, stats = run_flows_packed(problem, seg, theta0, min_bucket=2)
+
+    status = np.asarray(got.status)
+    assert (status == np.asarray(ref.status)).all() and not (status == RUNNING).any()
+    conv = status == CONVERGED
+    assert 2 <= conv.sum() < n, "a mix of converged lanes and lanes that reach t_max"
+    for leaf_ref, leaf in zip(jax.tree.leaves(ref.theta), jax.tree.leaves(got.theta), strict=True):
+        assert np.max(np.abs(np.asarray(leaf_ref) - np.asarray(leaf))) <= 1e-5  # the same end points
+    assert np.all(np.asarray(got.grad_norm_final)[conv] <= 1e-8)
+    assert np.allclose(np.asarray(got.t_final)[~conv], 2e3)
+    # snapshots: the same curve where both have one (the planned times are shared)
+    a, b = np.asarray(ref.loss), np.asarray(got.loss)
+    both = np.isfinite(a) & np.isfinite(b)
+    assert both[:, 0].all() and both.sum() >= 0.9 * np.isfinite(a).sum()
+    assert np.max(np.abs(a - b)[both] / np.maximum(np.abs(a[both]), 1e-12)) <= 1e-5
+    # step counts differ only by the restarts (a few per segment), and the accounting adds up
+    steps, steps_ref = np.asarray(got.n_steps), np.asarray(ref.n_steps)
+    assert np.all(np.abs(steps - steps_ref) <= 0.25 * steps_ref + 8)
+    assert stats.useful == steps.sum() and stats.segments > 1 and stats.shapes == (12, 3)
+    assert ref_stats.fraction < stats.fraction <= 1.0

@@ -41,9 +41,8 @@ import landscape as ls
 d, count, steps, mode, cache = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 if cache != "off":
     ls.enable_compile_cache(cache)
-problem = ls.TeacherStudent(ls.Teacher.orthonormal(d=d, width=d),
-                            ls.TwoLayer(width=d, activation=ls.ReLU(), train_output_weights=False),
-                            ls.PopulationLoss())
+problem = ls.TeacherStudent(ls.Teacher.orthonormal(d=d, width=d), ls.TwoLayer(width=d, activation=ls.ReLU()),
+                            ls.PopulationLoss(), output_weights="teacher")  # output weights frozen to one
 flow = ls.OptaxFlow(optax.sgd, learning_rate=5.0 / d, steps=steps, grad_tol=0.0)
 kw = {} if mode == "full" else {"polish": ls.Polish(enabled=False), "analyzers": (ls.HessianSpectrum(),)}
 res = ls.explore(problem, flow, key=jax.random.key(0), n=count, init=ls.GaussianInit(1.0), **kw)

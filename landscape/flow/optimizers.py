@@ -79,7 +79,7 @@ class OptaxFlow(AbstractFlow):
     n_snapshots: int = eqx.field(static=True)
     save_params: bool = eqx.field(static=True)
 
-    def __init__(self, optimizer, *, steps=20_000, grad_tol=1.0e-9, n_snapshots: int = 64, save_params: bool = False,
+    def __init__(self, optimizer, *, steps=20_000, grad_tol=1.0e-6, n_snapshots: int = 64, save_params: bool = False,
                  **hyperparams):
         is_transform = isinstance(optimizer, optax.GradientTransformation)
         if not (is_transform or callable(optimizer)):

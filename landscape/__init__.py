@@ -34,6 +34,7 @@ from .analysis.dynamics import directional_convergence, kkt_points, neural_corre
 from .analysis.explore import Certified, Exploration, Polish, certify, default_analyzers, explore  # noqa: E402
 from .analysis.hessian import HessianSpectrum, hessian_matrix, hvp, spectrum  # noqa: E402
 from .analysis.inverse_stability import restricted_set, stability_ratio  # noqa: E402  (issue 10)
+from .analysis.isotropy import IsotropyAnalyzer, isotropy  # noqa: E402  (issue 12: spurious minima)
 from .analysis.local_dimension import linear_regions, local_dimension, local_dimension_matfree  # noqa: E402
 from .analysis.symmetry.analyze import SymmetryAnalysis  # noqa: E402
 from .flow import (  # noqa: E402
@@ -85,6 +86,8 @@ __all__ = [
     "neural_correlation", "kkt_points", "directional_convergence", "saddle_to_saddle",
     # local dimension, inverse stability, real data (issue 10)
     "local_dimension", "local_dimension_matfree", "linear_regions", "stability_ratio", "restricted_set", "Supervised",
+    # isotropy in S_k x S_d (issue 12)
+    "IsotropyAnalyzer", "isotropy",
     # figures
     "plot",
 ]

@@ -60,6 +60,8 @@ def _add_hessian(sub):
     p.add_argument("--point", type=int, required=True, help="initialisation id of the point")
     p.add_argument("--grid-point", type=int, default=None, help="grid point of a sweep (default: the only one)")
     p.add_argument("--json", action="store_true", help="print JSON (full sorted eigenvalues under 'eigenvalues')")
+    p.add_argument("--spectrum", choices=("stored", "auto", "dense", "lanczos"), default="stored",
+                   help="recompute the spectrum: dense eigh, matrix-free Lanczos extremes, or auto (by size)")
     p.set_defaults(func=_hessian)
 
 

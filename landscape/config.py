@@ -24,6 +24,7 @@ from .analysis.analyzer import AbstractAnalyzer
 from .analysis.classify import Classify
 from .analysis.explore import Polish
 from .analysis.hessian import HessianSpectrum
+from .analysis.isotropy import IsotropyAnalyzer, has_symmetry
 from .analysis.symmetry.analyze import SymmetryAnalysis
 from .flow.gradient_flow import GradientFlow
 from .flow.init import GaussianInit, OrthogonalInit, SphereInit
@@ -808,6 +809,7 @@ ANALYZERS = {
     "hessian": lambda an: HessianSpectrum(),
     "symmetry": lambda an: SymmetryAnalysis(an.zero_tol, an.global_loss_tol),
     "classify": lambda an: Classify(zero_tol=an.zero_tol, global_loss_tol=an.global_loss_tol),
+    "isotropy": lambda an: IsotropyAnalyzer(),
 }
 """Built-in analyzers by config name; ``"module:Class"`` names an analyzer class outside the package."""
 
@@ -868,6 +870,9 @@ class Built:
 
 def build(cfg: Config, *, problem=None) -> Built:
     """Resolve a validated config into library objects (``problem`` reuses an already built problem)."""
-    return Built(problem=build_problem(cfg) if problem is None else problem, flow=build_flow(cfg.flow),
-                 init=build_init(cfg.init), polish=build_polish(cfg.polish), analyzers=build_analyzers(cfg.analysis),
-                 seed=cfg.init.seed, count=cfg.init.count)
+    problem = build_problem(cfg) if problem is None else problem
+    analyzers = build_analyzers(cfg.analysis)
+    if cfg.analysis.analyzers == AnalysisConfig().analyzers and has_symmetry(problem):  # issue 12: S_k x S_d
+        analyzers = (*analyzers, IsotropyAnalyzer())
+    return Built(problem=problem, flow=build_flow(cfg.flow), init=build_init(cfg.init), polish=build_polish(cfg.polish),
+                 analyzers=analyzers, seed=cfg.init.seed, count=cfg.init.count)

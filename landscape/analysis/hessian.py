@@ -2,12 +2,17 @@
 
 The Hessian is taken with respect to the trainable parameters flattened by ``jax.flatten_util.ravel_pytree``
 (a dict flattens in sorted-key order: ``"a"``, ``"b"``, ``"w"``, each leaf row-major). It is symmetrised,
-H <- (H + H^T) / 2, before ``eigh``. For big nets a matrix-free Lanczos spectrum will sit behind the same
-``spectrum(problem, theta)`` signature; :func:`hvp` is the matrix-free primitive it will use.
+H <- (H + H^T) / 2, before ``eigh``.
+
+Dense or matrix-free: up to :data:`DENSE_MAX_PARAMS` trainable parameters the Hessian is formed and diagonalised
+(all P eigenvalues, multiplicities included); above it, :func:`spectrum` and :class:`HessianSpectrum` switch to
+Lanczos with full reorthogonalisation on Hessian-vector products (:mod:`landscape.analysis.krylov`) and return the
+k most negative and k largest eigenvalues with their residuals. ``method="dense"`` or ``"lanczos"`` forces either.
 """
 
 from __future__ import annotations
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
@@ -15,7 +20,34 @@ from jax.flatten_util import ravel_pytree
 from ..flow.polish import dense_hessian, hessian_block_size
 from .analyzer import AbstractAnalyzer
 
-__all__ = ["flat_loss", "hessian_matrix", "hessians", "hvp", "spectrum", "eigh", "HessianSpectrum"]
+__all__ = ["flat_loss", "hessian_matrix", "hessians", "hvp", "spectrum", "eigh", "HessianSpectrum",
+           "DENSE_MAX_PARAMS", "SPECTRUM_METHODS", "spectrum_method"]
+
+DENSE_MAX_PARAMS = 4096
+"""Above this many trainable parameters the automatic spectrum is matrix-free (a dense Hessian is 128 MiB here)."""
+
+SPECTRUM_METHODS = ("auto", "dense", "lanczos")
+
+
+def spectrum_method(problem, method: str = "auto") -> str:
+    """``"dense"`` or ``"lanczos"``: ``method`` itself when forced, else by P <= :data:`DENSE_MAX_PARAMS`."""
+    import math
+
+    if method not in SPECTRUM_METHODS:
+        raise ValueError(f"spectrum method {method!r} is not valid; use one of {', '.join(SPECTRUM_METHODS)}")
+    if method != "auto":
+        return method
+    n = sum(math.prod(s) for s in jax.tree.leaves(problem.trainable_shapes, is_leaf=lambda x: isinstance(x, tuple)))
+    return "dense" if n <= DENSE_MAX_PARAMS else "lanczos"
+
+
+def _lanczos_pairs(problem, theta, k: int, num_matvecs):
+    """(2k,) ascending: the k smallest then the k largest Ritz values, and their (2k,) residuals."""
+    from .krylov import hessian_extremes
+
+    ext = hessian_extremes(problem, theta, key=jax.random.PRNGKey(0), k=k, num_matvecs=num_matvecs)
+    return (jnp.concatenate([ext.smallest, ext.largest[::-1]]),
+            jnp.concatenate([ext.smallest_residuals, ext.largest_residuals[::-1]]))
 
 
 def flat_loss(problem, theta):
@@ -101,18 +133,23 @@ def eigh(h):
     return jnp.linalg.eigh(h)
 
 
-def spectrum(problem, theta):
-    """Sorted Hessian eigenvalues at ``theta``, shape (P,).
+def spectrum(problem, theta, *, method: str = "auto", k: int = 8, num_matvecs: int | None = None):
+    """Sorted Hessian eigenvalues at ``theta``, shape (P,) (dense) or (2 k,) (Lanczos).
 
-    lambda_1 <= ... <= lambda_P of :func:`hessian_matrix` (``eigvalsh``, float64). For ONE point; jittable and
-    vmappable. Feed it to :func:`landscape.classify`.
+    Dense (P <= :data:`DENSE_MAX_PARAMS`, or forced): lambda_1 <= ... <= lambda_P of :func:`hessian_matrix`
+    (``eigvalsh``, float64). Lanczos (above, or forced): the k smallest then the k largest Ritz values,
+    ascending (:func:`landscape.analysis.krylov.hessian_extremes`; NaN where the Krylov space is smaller). For ONE
+    point; jittable and vmappable. Feed it to :func:`landscape.classify` (with Lanczos, an index above k is
+    reported as k).
 
     Args:
         problem: a :class:`landscape.TeacherStudent`.
         theta: trainable parameter dict of one student.
+        method: ``"auto"``, ``"dense"`` or ``"lanczos"`` (static).
+        k, num_matvecs: Lanczos only: eigenvalues at each end and Krylov dimension (static).
 
     Returns:
-        (P,) array of eigenvalues in ascending order.
+        array of eigenvalues in ascending order.
 
     Example:
         >>> import jax, jax.numpy as jnp, landscape as ls
@@ -126,14 +163,24 @@ def spectrum(problem, theta):
         Arjevani & Field, `Analytic Study of Families of Spurious Minima in Two-Layer ReLU Neural Networks:
         A Tale of Symmetry II <https://arxiv.org/abs/2107.10370>`_, NeurIPS 2021.
     """
+    if spectrum_method(problem, method) == "lanczos":
+        return _lanczos_pairs(problem, theta, k, num_matvecs)[0]
     return jnp.linalg.eigvalsh(hessian_matrix(problem, theta))
 
 
 class HessianSpectrum(AbstractAnalyzer):
-    """The dense Hessian at a point and its sorted eigenvalues (jitted and vmapped over the batch).
+    """The Hessian spectrum at a point, dense or matrix-free (jitted and vmapped over the batch).
 
-    Returns ``eigenvalues`` (P,) (stored per point) and ``_hessian`` (P, P) (passed to later analyzers).
-    Runs on every finite point, certified or not, so spectra of not-converged points can be inspected too.
+    Dense (P <= :data:`DENSE_MAX_PARAMS` with ``method="auto"``, or ``"dense"``): returns ``eigenvalues`` (P,)
+    (stored per point) and ``_hessian`` (P, P) (passed to later analyzers). Lanczos (above, or ``"lanczos"``):
+    ``eigenvalues`` (2 k,), the k smallest then the k largest Ritz values ascending, the column ``max_residual``
+    (largest |H y - theta y| among them) and a NaN (1, 1) ``_hessian`` (later analyzers that need the matrix mark
+    the point instead of forming it). Runs on every finite point, certified or not.
+
+    Args:
+        method: ``"auto"`` (default), ``"dense"`` or ``"lanczos"`` (static).
+        k: Lanczos: eigenvalues at each end (static, default 8).
+        num_matvecs: Lanczos: Krylov dimension (static; default min(P, max(10 k, 120))).
 
     Example:
         >>> import jax, jax.numpy as jnp, landscape as ls
@@ -148,8 +195,14 @@ class HessianSpectrum(AbstractAnalyzer):
         (2, 8)
     """
 
+    method: str = eqx.field(default="auto", static=True)
+    k: int = eqx.field(default=8, static=True)
+    num_matvecs: int | None = eqx.field(default=None, static=True)
     name = "hessian"
 
     def __call__(self, problem, point, previous):
+        if spectrum_method(problem, self.method) == "lanczos":
+            eigs, res = _lanczos_pairs(problem, point.theta, self.k, self.num_matvecs)
+            return {"eigenvalues": eigs, "max_residual": jnp.max(res), "_hessian": jnp.full((1, 1), jnp.nan)}
         h = hessian_matrix(problem, point.theta)
         return {"eigenvalues": jnp.linalg.eigvalsh(h), "_hessian": h}

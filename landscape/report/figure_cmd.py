@@ -33,6 +33,10 @@ class Figure:
 
 FIGURES: dict[str, Figure] = {}
 """Figure name -> :class:`Figure`. Each analyzer's issue adds its own entries below."""
+FIGURES["spurious-minima"] = Figure(".report.fig_spurious:spurious_minima", "configs/spurious_census.toml",
+                                    "spurious-minima rates against d (Wilson intervals) and d * loss of the families")
+FIGURES["hessian-spectra"] = Figure(".report.fig_spurious:hessian_spectra", "configs/spurious_census.toml",
+                                    "Hessian eigenvalue groups against d, global vs spurious, SLQ density of an MLP")
 FIGURES["directional-convergence"] = Figure(".report.fig_dynamics:directional_convergence_figure",
                                             "configs/directional_convergence.toml",
                                             "cosine to the nearest KKT point of N and escape time against delta")

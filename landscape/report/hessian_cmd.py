@@ -5,6 +5,11 @@ into clusters with multiplicities; for a certified point the symmetry analyzer r
 explains. Everything is read from the results directory (the run stored the eigenvalues, and the analyzer's
 ``symmetry_text`` and ``null_directions`` columns); nothing is recomputed. ``--json`` prints the same for machines,
 with the full sorted list under ``eigenvalues``.
+
+``--spectrum auto|dense|lanczos`` recomputes the spectrum from the stored parameters and the stored config instead:
+``dense`` forms the Hessian (all P eigenvalues), ``lanczos`` gives the 8 most negative and 8 largest eigenvalues
+matrix-free with their residuals (:mod:`landscape.analysis.krylov`), ``auto`` picks dense up to
+:data:`landscape.analysis.hessian.DENSE_MAX_PARAMS` parameters (the analyzer's rule).
 """
 
 from __future__ import annotations
@@ -86,9 +91,44 @@ def _py(v):
     return v
 
 
+def recompute_spectrum(result_dir, row: dict, arrays: dict, method: str) -> tuple[np.ndarray, str, np.ndarray | None]:
+    """(sorted eigenvalues, method used, Lanczos residuals or None) at the stored point, from the stored config."""
+    import jax
+
+    from ..analysis.hessian import _lanczos_pairs, hessian_matrix, spectrum_method
+    from ..config import build_problem, read_raw_config
+    from ..grid import expand_sweep
+
+    cfg_path = Path(result_dir) / "config.toml"
+    if not cfg_path.is_file():
+        raise ConfigError(f"{cfg_path} not found; --spectrum recomputes from the run's stored config")
+    points = expand_sweep(read_raw_config(cfg_path, []))
+    gp = int(row.get("grid_point", 0) or 0)
+    problem = build_problem(points[gp].config)
+    shapes = problem.trainable_shapes
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(shapes, is_leaf=lambda x: isinstance(x, tuple))
+    values = []
+    for path, _ in leaves:
+        name = "theta." + ".".join(str(getattr(p, "key", getattr(p, "idx", p))) for p in path)
+        if name not in arrays:
+            raise ConfigError(f"the stored arrays have no {name!r}; re-run 'landscape run' to store the parameters")
+        values.append(np.asarray(arrays[name], float))
+    theta = jax.tree_util.tree_unflatten(treedef, values)
+    used = spectrum_method(problem, method)
+    if used == "dense":
+        h = jax.jit(hessian_matrix)(problem, theta)
+        return np.sort(np.linalg.eigvalsh(np.asarray(h))), used, None
+    eigs, res = jax.jit(lambda t: _lanczos_pairs(problem, t, 8, None))(theta)
+    return np.asarray(eigs), used, np.asarray(res)
+
+
 def main(args) -> int:
     row, arrays = load_point(args.result_dir, args.point, args.grid_point)
     eigs = np.sort(np.asarray(arrays["eigenvalues"], float))
+    method = getattr(args, "spectrum", "stored") or "stored"
+    residuals = None
+    if method != "stored":
+        eigs, method, residuals = recompute_spectrum(args.result_dir, row, arrays, method)
     tol = float(row["zero_tol_abs"])
     groups = group_eigenvalues(eigs[np.isfinite(eigs)], zero_tol_abs=tol)
     keys = ("id", "grid_point", "kind", "index", "null_dim", "loss", "grad_norm", "certified", "flow_status",
@@ -96,7 +136,9 @@ def main(args) -> int:
     info = {k: _py(row[k]) for k in keys if k in row}
     if analyzed(row):
         info.update({k: _py(row[k]) for k in SYMMETRY_KEYS if k in row})
-    out = {**info, "groups": groups, "eigenvalues": [float(x) for x in eigs]}
+    out = {**info, "spectrum": method, "groups": groups, "eigenvalues": [float(x) for x in eigs]}
+    if residuals is not None:
+        out["residuals"] = [float(x) for x in residuals]
     sym = symmetry_explanation(row)
     if sym is not None:
         out["symmetry"] = sym
@@ -123,5 +165,8 @@ def main(args) -> int:
     print(f"\n  {'eigenvalue':>16}  {'multiplicity':>12}  {'spread':>10}")
     for g in groups:
         print(f"  {g['value']:>16.9e}  {g['multiplicity']:>12}  {g['max'] - g['min']:>10.2e}")
-    print(f"\n  {len(eigs)} eigenvalues in {len(groups)} groups")
+    print(f"\n  {len(eigs)} eigenvalues in {len(groups)} groups ({method})")
+    if residuals is not None:
+        print(f"  Lanczos: the 8 most negative and 8 largest eigenvalues; max residual |Hy - theta y| = "
+              f"{np.nanmax(residuals):.2e}")
     return 0

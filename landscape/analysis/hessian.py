@@ -46,8 +46,14 @@ def _lanczos_pairs(problem, theta, k: int, num_matvecs):
     from .krylov import hessian_extremes
 
     ext = hessian_extremes(problem, theta, key=jax.random.PRNGKey(0), k=k, num_matvecs=num_matvecs)
-    return (jnp.concatenate([ext.smallest, ext.largest[::-1]]),
-            jnp.concatenate([ext.smallest_residuals, ext.largest_residuals[::-1]]))
+    vals = jnp.concatenate([ext.smallest, ext.largest[::-1]])
+    res = jnp.concatenate([ext.smallest_residuals, ext.largest_residuals[::-1]])
+    # a Krylov space smaller than 2k (few distinct eigenvalues) lists a Ritz value at both ends, or none (NaN):
+    # those slots repeat the largest Ritz value, which leaves the index and null-space counts unchanged
+    dup = jnp.any(ext.largest[:, None] == ext.smallest[None, :], axis=1)[::-1]
+    bad = jnp.concatenate([jnp.zeros(k, bool), dup]) | ~jnp.isfinite(vals)
+    top = ext.largest[0]
+    return jnp.where(bad, top, vals), jnp.where(bad, ext.largest_residuals[0], res)
 
 
 def flat_loss(problem, theta):
@@ -138,7 +144,8 @@ def spectrum(problem, theta, *, method: str = "auto", k: int = 8, num_matvecs: i
 
     Dense (P <= :data:`DENSE_MAX_PARAMS`, or forced): lambda_1 <= ... <= lambda_P of :func:`hessian_matrix`
     (``eigvalsh``, float64). Lanczos (above, or forced): the k smallest then the k largest Ritz values,
-    ascending (:func:`landscape.analysis.krylov.hessian_extremes`; NaN where the Krylov space is smaller). For ONE
+    ascending (:func:`landscape.analysis.krylov.hessian_extremes`; where the Krylov space is smaller than 2 k, the
+    spare slots repeat the largest value, so index and null-space counts stay exact up to k). For ONE
     point; jittable and vmappable. Feed it to :func:`landscape.classify` (with Lanczos, an index above k is
     reported as k).
 

@@ -116,7 +116,8 @@ def spurious_minima(config_path: Path | None, out_dir: Path, *, quick: bool) -> 
 def mlp_density(*, quick: bool, seed: int = 0) -> dict:
     """SLQ density of the Hessian of a ReLU MLP student on a finite Gaussian sample, at its initialisation.
 
-    Full size: d = 50, hidden widths (300, 300), n = 2000 samples, P = 105,300; ``quick``: d = 20, (80, 80), n = 400.
+    Full size: d = 50, hidden widths (300, 300), n = 1000 samples, P = 105,300 (4 probes x 64 Lanczos steps);
+    ``quick``: d = 20, (80, 80), n = 400, P = 8,080 (4 x 40).
     """
     import jax
 
@@ -125,7 +126,7 @@ def mlp_density(*, quick: bool, seed: int = 0) -> dict:
     from ..flow.init import GaussianInit
     from ..problem import MLP, ReLU, SampleLoss, Teacher, TeacherStudent
 
-    d, widths, n, probes, m = (20, (80, 80), 400, 4, 40) if quick else (50, (300, 300), 2000, 6, 90)
+    d, widths, n, probes, m = (20, (80, 80), 400, 4, 40) if quick else (50, (300, 300), 1000, 4, 64)
     key = jax.random.PRNGKey(seed)
     problem = TeacherStudent(Teacher.gaussian(d=d, width=4, key=jax.random.fold_in(key, 1)),
                              MLP(hidden_widths=widths, activation=ReLU()),
@@ -202,8 +203,15 @@ def hessian_spectra(config_path: Path | None, out_dir: Path, *, quick: bool) -> 
     ax.set_title(f"global and spurious Hessian spectra at d = k = {d_max}")
     ax.legend(fontsize=7)
     paths += _save(fig, out_dir, "hessian-spectra-global-vs-spurious", {"d": d_max, "spectra": compared})
-    # (3) SLQ density of a big MLP
-    dens = mlp_density(quick=quick)
+    # (3) SLQ density of a big MLP (stored beside the census when computed at full size)
+    stored = RESULTS / "mlp_density.json"
+    if not quick and stored.is_file():
+        print(f"reading {stored}")
+        dens = json.loads(stored.read_text())
+    else:
+        dens = mlp_density(quick=quick)
+        if not quick and RESULTS.is_dir():
+            stored.write_text(json.dumps(dens))
     lo, hi = dens["support"]
     grid = np.linspace(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo), 2000)
     nodes, weights = np.asarray(dens["nodes"]), np.asarray(dens["weights"])

@@ -168,7 +168,7 @@ def hessian_spectra(config_path: Path | None, out_dir: Path, *, quick: bool) -> 
             vals = np.array([v for v, _ in p["spectrum"]])
             mult = np.array([m for _, m in p["spectrum"]])
             ax.scatter(np.full(vals.shape, p["d"]) + 0.12 * (i + 1), vals, s=8 + 4 * np.sqrt(mult), marker="x",
-                       label=tr["label"] if first else None)
+                       color=f"C{i % 10}", label=tr["label"] if first else None)
             first = False
     ax.set_yscale("symlog", linthresh=1e-2)
     ax.set_xlabel("d")

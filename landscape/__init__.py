@@ -17,7 +17,7 @@ The public API, objects in and result pytrees out::
 - the pipeline: :func:`explore`, :func:`certify` with :class:`Polish`, the classification rule :func:`classify`;
 - analyzers: :class:`AbstractAnalyzer` (write your own), :class:`HessianSpectrum`, :class:`SymmetryAnalysis`,
   :class:`Classify`, :func:`default_analyzers`, :func:`run_analyzers`;
-- :mod:`landscape.plot`: figures from a result.
+- :mod:`landscape.plot`: figures from a result; :func:`enable_compile_cache`: JAX's persistent compilation cache.
 
 Layers (no import runs back up; checked by import-linter): problem -> flow -> analysis -> config -> grid -> store
 -> sweep -> report -> cli. Critical-point claims are made in float64: importing landscape enables
@@ -36,6 +36,7 @@ from .analysis.hessian import HessianSpectrum, hessian_matrix, hvp, spectrum  # 
 from .analysis.inverse_stability import restricted_set, stability_ratio  # noqa: E402  (issue 10)
 from .analysis.isotropy import IsotropyAnalyzer, isotropy  # noqa: E402  (issue 12: spurious minima)
 from .analysis.local_dimension import linear_regions, local_dimension, local_dimension_matfree  # noqa: E402
+from .analysis.paths import NEB, loss_slice, neb, zero_loss_path  # noqa: E402  (issue 11: slices and paths)
 from .analysis.symmetry.analyze import SymmetryAnalysis  # noqa: E402
 from .flow import (  # noqa: E402
     AbstractFlow,
@@ -82,14 +83,18 @@ __all__ = [
     "explore", "Exploration", "certify", "Certified", "Polish", "classify",
     "AbstractAnalyzer", "Point", "AnalysisResult", "run_analyzers", "default_analyzers",
     "HessianSpectrum", "SymmetryAnalysis", "Classify", "hessian_matrix", "hvp", "spectrum",
+    # slices, zero-loss paths, nudged elastic bands (issue 11)
+    "loss_slice", "zero_loss_path", "neb", "NEB",
     # small-initialisation dynamics (issue 9)
     "neural_correlation", "kkt_points", "directional_convergence", "saddle_to_saddle",
-    # local dimension, inverse stability, real data (issue 10)
-    "local_dimension", "local_dimension_matfree", "linear_regions", "stability_ratio", "restricted_set", "Supervised",
     # isotropy in S_k x S_d (issue 12)
     "IsotropyAnalyzer", "isotropy",
+    # local dimension, inverse stability, real data (issue 10)
+    "local_dimension", "local_dimension_matfree", "linear_regions", "stability_ratio", "restricted_set", "Supervised",
     # figures
     "plot",
+    # runtime
+    "enable_compile_cache",
 ]
 
 
@@ -99,4 +104,8 @@ def __getattr__(name):
         from .report import plot
 
         return plot
+    if name == "enable_compile_cache":  # lives with the other on-disk state; pandas/pyarrow load on first use only
+        from .store.compile_cache import enable_compile_cache
+
+        return enable_compile_cache
     raise AttributeError(f"module 'landscape' has no attribute {name!r}")

@@ -17,6 +17,13 @@ __all__ = ["main", "build_parser"]
 _WRITE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR}
 
 
+def add_compile_cache_flag(p) -> None:
+    """``--no-compile-cache``: by default a command that compiles uses JAX's persistent compilation cache."""
+    p.add_argument("--no-compile-cache", dest="compile_cache", action="store_false",
+                   help="do not use the persistent compilation cache (default: $LANDSCAPE_COMPILE_CACHE or "
+                        "~/.cache/landscape/jax; LANDSCAPE_COMPILE_CACHE=off disables it everywhere)")
+
+
 class UserError(Exception):
     """An error caused by the user's input: printed as one line, exit code 2."""
 
@@ -33,6 +40,7 @@ def _add_run(sub):
     p.add_argument("--address", default=None, help="Ray cluster address for --executor ray (default: local Ray)")
     p.add_argument("--chunk-size", type=int, default=None, help="initialisations per chunk (default: automatic)")
     p.add_argument("--no-figures", action="store_true", help="skip drawing figures at the end")
+    add_compile_cache_flag(p)
     p.set_defaults(func=_run)
 
 
@@ -92,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "compile_cache", False):
+        from .store.compile_cache import enable_compile_cache
+
+        enable_compile_cache()
     try:
         return int(args.func(args) or 0)
     except (ConfigError, UserError, FileNotFoundError) as e:

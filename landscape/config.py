@@ -117,10 +117,11 @@ class InitConfig:
 class FlowConfig:
     method: str = "gradient_flow"  # "gradient_flow" | "gd" | "momentum" | "adam"
     t_max: float = 1.0e4
-    grad_tol: float = 1.0e-9
+    grad_tol: float = 1.0e-6  # hand-off to Newton polishing (README, Numerics)
     rtol: float = 1.0e-8
     atol: float = 1.0e-10
     max_steps: int = 200_000
+    segment_steps: int = 256  # gradient flow: steps per segment of a packed batch, 0 = one solve (lockstep)
     lr: float = 0.01
     momentum: float = 0.9
     steps: int = 20_000
@@ -222,11 +223,18 @@ def _section(name: str, cls, raw) -> Any:
     return cls(**kwargs)
 
 
+FIGURE_SECTIONS = ("dynamics", "connectivity")
+"""Tables a shipped config may carry for ``landscape figure NAME`` (read and validated by that figure's module);
+``landscape run`` accepts and ignores them, so every shipped config also runs."""
+
+
 def config_from_dict(raw: dict) -> Config:
     """Build and validate a :class:`Config` from a parsed TOML dict."""
-    unknown = sorted(set(raw) - set(SECTIONS) - {"sweep"})
+    unknown = sorted(set(raw) - set(SECTIONS) - {"sweep"} - set(FIGURE_SECTIONS))
     if unknown:
-        raise ConfigError(f"unknown section [{unknown[0]}]; valid sections: {', '.join(SECTIONS)}, sweep")
+        raise ConfigError(f"unknown section [{unknown[0]}]; valid sections: {', '.join(SECTIONS)}, sweep "
+                          f"(and {', '.join(FIGURE_SECTIONS)} for figures)")
+    raw = {k: v for k, v in raw.items() if k not in FIGURE_SECTIONS}
     dataset = raw.get("problem", {}).get("dataset", "") if isinstance(raw.get("problem"), dict) else ""
     if dataset and "teacher" not in raw:  # real data has no teacher: the [teacher] section may be left out
         raw = {**raw, "teacher": {"width": 1}}
@@ -272,6 +280,8 @@ def validate(cfg: Config) -> None:
     for key, v in positive:
         if v < 1:
             raise ConfigError(f"{key} = {v} must be >= 1")
+    if fl.segment_steps < 0:
+        raise ConfigError(f"flow.segment_steps = {fl.segment_steps} must be >= 0 (0 runs each flow as one solve)")
     for key, v in [("init.scale", i.scale), ("flow.t_max", fl.t_max), ("flow.lr", fl.lr),
                    ("flow.grad_tol", fl.grad_tol), ("flow.rtol", fl.rtol), ("flow.atol", fl.atol),
                    ("polish.tol", po.tol), ("analysis.zero_tol", an.zero_tol)]:
@@ -776,12 +786,13 @@ _OPTAX = {"gd": ("sgd", ("learning_rate",)), "momentum": ("sgd", ("learning_rate
 def build_flow(f: FlowConfig, *, solver=None):
     """The flow of a ``[flow]`` section: :class:`landscape.GradientFlow` or :class:`landscape.OptaxFlow`.
 
-    Static (a new compilation when changed): method, n_snapshots, save_params, max_steps. Traced (a sweep over them
-    reuses one compilation): t_max, grad_tol, rtol, atol, lr, momentum, steps.
+    Static (a new compilation when changed): method, n_snapshots, save_params, max_steps, segment_steps. Traced (a
+    sweep over them reuses one compilation): t_max, grad_tol, rtol, atol, lr, momentum, steps.
     """
     if f.method == "gradient_flow":
         return GradientFlow(f.t_max, grad_tol=f.grad_tol, rtol=f.rtol, atol=f.atol, max_steps=f.max_steps,
-                            n_snapshots=f.n_snapshots, save_params=f.save_params, solver=solver)
+                            segment_steps=f.segment_steps, n_snapshots=f.n_snapshots, save_params=f.save_params,
+                            solver=solver)
     if f.method in _OPTAX:
         import optax
 

@@ -37,7 +37,8 @@ def spectrum_method(problem, method: str = "auto") -> str:
         raise ValueError(f"spectrum method {method!r} is not valid; use one of {', '.join(SPECTRUM_METHODS)}")
     if method != "auto":
         return method
-    n = sum(math.prod(s) for s in jax.tree.leaves(problem.trainable_shapes, is_leaf=lambda x: isinstance(x, tuple)))
+    shape = lambda x: isinstance(x, tuple) and all(isinstance(i, int) for i in x)  # noqa: E731  (MLP: tuples of dicts)
+    n = sum(math.prod(s) for s in jax.tree.leaves(problem.trainable_shapes, is_leaf=shape))
     return "dense" if n <= DENSE_MAX_PARAMS else "lanczos"
 
 

@@ -33,15 +33,15 @@ class Figure:
 
 FIGURES: dict[str, Figure] = {}
 """Figure name -> :class:`Figure`. Each analyzer's issue adds its own entries below."""
-FIGURES["spurious-minima"] = Figure(".report.fig_spurious:spurious_minima", "configs/spurious_census.toml",
-                                    "spurious-minima rates against d (Wilson intervals) and d * loss of the families")
-FIGURES["hessian-spectra"] = Figure(".report.fig_spurious:hessian_spectra", "configs/spurious_census.toml",
-                                    "Hessian eigenvalue groups against d, global vs spurious, SLQ density of an MLP")
 FIGURES["directional-convergence"] = Figure(".report.fig_dynamics:directional_convergence_figure",
                                             "configs/directional_convergence.toml",
                                             "cosine to the nearest KKT point of N and escape time against delta")
 FIGURES["saddle-to-saddle"] = Figure(".report.fig_dynamics:saddle_to_saddle_figure", "configs/saddle_to_saddle.toml",
                                      "loss curves from small init. with plateaus certified (index, reduced width)")
+FIGURES["spurious-minima"] = Figure(".report.fig_spurious:spurious_minima", "configs/spurious_census.toml",
+                                    "spurious-minima rates against d (Wilson intervals) and d * loss of the families")
+FIGURES["hessian-spectra"] = Figure(".report.fig_spurious:hessian_spectra", "configs/spurious_census.toml",
+                                    "Hessian eigenvalue groups against d, global vs spurious, SLQ density of an MLP")
 FIGURES["local-dimension"] = Figure(".report.fig_local_dimension:make", "configs/local_dimension.toml",
                                     "local dimension (Jacobian rank) of a ReLU MLP along training on digits, "
                                     "against flatness and linear regions")
@@ -91,6 +91,8 @@ def add_parser(sub) -> None:
     p.add_argument("--config", default=None, help="TOML config (default: the figure's shipped config)")
     p.add_argument("--out", default="figures", help="output directory (default: figures/)")
     p.add_argument("--quick", action="store_true", help="small sizes: about a minute on a 2-core CPU")
+    p.add_argument("--no-compile-cache", dest="compile_cache", action="store_false",
+                   help="do not use the persistent compilation cache")
     p.set_defaults(func=main)
 
 

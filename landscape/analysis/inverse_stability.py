@@ -350,7 +350,15 @@ def restricted_set(params, activation, *, balance_tol: float = 1e-6, min_angle: 
                    min_active: float = 1e-3, min_size: float = 1e-6) -> RestrictedSet:
     """Check the restricted set of Berner et al. (reconstructed): balanced neurons, pairwise angles between
     incoming vectors (and their negatives) at least ``min_angle``, activity probability at least ``min_active``,
-    neuron size |u_j| |a_j| at least ``min_size``; Gaussian inputs x ~ N(0, I_d). Host-side."""
+    neuron size |u_j| |a_j| at least ``min_size``; Gaussian inputs x ~ N(0, I_d). Host-side.
+
+    Example:
+        >>> import jax.numpy as jnp, landscape as ls
+        >>> ls.restricted_set({"w": jnp.eye(2), "a": jnp.ones(2)}, ls.ReLU()).in_set
+        True
+        >>> ls.restricted_set({"w": jnp.array([[1.0, 0.0], [2.0, 0.0]]), "a": jnp.array([1.0, 0.5])}, ls.ReLU()).flags
+        ('unbalanced', 'parallel')
+    """
     p = _np_params(params)
     U, a = neuron_matrix(p), p["a"]
     nu, na = np.linalg.norm(U, axis=1), np.abs(a)

@@ -259,6 +259,13 @@ def linear_regions(problem, theta, x=None) -> int:
     """Number of distinct activation patterns (all hidden layers together) over the sample: host-side count.
 
     For a shallow ReLU net, the linear regions of x -> f(x) that the sample visits (README, science section 4).
+
+    Example:
+        >>> import jax, jax.numpy as jnp, landscape as ls
+        >>> problem = ls.TeacherStudent(ls.Teacher.orthonormal(d=2, width=2), ls.TwoLayer(width=2),
+        ...                             ls.SampleLoss.gaussian(n=64, d=2, key=jax.random.key(0)))
+        >>> ls.linear_regions(problem, {"w": jnp.eye(2), "a": jnp.ones(2)})  # two neurons cut the plane in 4
+        4
     """
     pats = np.concatenate([np.asarray(p) for p in activation_patterns(problem, theta, x)], axis=1)
     return int(np.unique(np.packbits(pats, axis=1), axis=0).shape[0])
@@ -310,6 +317,15 @@ def local_dimension_matfree(problem, theta, x=None, *, key, rtol=1e-6, num_matve
 
     Returns:
         A :class:`MatfreeRank`.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, landscape as ls
+        >>> problem = ls.TeacherStudent(ls.Teacher.orthonormal(d=2, width=2), ls.TwoLayer(width=2),
+        ...                             ls.SampleLoss.gaussian(n=64, d=2, key=jax.random.key(0)))
+        >>> theta = {"w": jnp.eye(2), "a": jnp.ones(2)}  # P = 6, two rescalings: rank 4
+        >>> est = ls.local_dimension_matfree(problem, theta, key=jax.random.key(1), num_matvecs=6)
+        >>> round(float(est.rank)), float(est.resolved), int(ls.local_dimension(problem, theta).rank)
+        (4, 1.0, 4)
 
     References:
         Ubaru & Saad, Fast methods for estimating the numerical rank of large matrices, ICML 2016.

@@ -39,6 +39,17 @@ QUICK_DIRECTIONAL = {"init.count": 4, "dynamics.deltas": [1e-1, 1e-2, 1e-3], "dy
 QUICK_PLATEAUS = {"init.count": 3, "flow.n_snapshots": 120}
 
 
+def _save(fig, numbers: dict, out_dir: Path, name: str) -> list[Path]:
+    """Write ``name``.png and the figure's numbers as ``name``.json into ``out_dir``; returns both paths."""
+    png, js = out_dir / f"{name}.png", out_dir / f"{name}.json"
+    fig.savefig(png, dpi=120)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    js.write_text(json.dumps(numbers, indent=1, default=float))
+    return [png, js]
+
+
 def _read(config_path, defaults: dict, quick: dict | None):
     """(validated run Config, dynamics settings) from a figure config; bad keys are one ConfigError line."""
     from ..config import ConfigError, config_from_dict, read_raw_config
@@ -126,12 +137,7 @@ def directional_convergence_figure(config_path: Path | None, out_dir: Path, *, q
     ax[1].set(xscale="log", yscale="log" if sweep.order > 2 else "linear", xlabel="delta",
               ylabel=f"time until the loss drops by {100 * sweep.escape_drop:g}%", title="escape time")
     ax[1].legend(fontsize=8)
-    out_dir = Path(out_dir)
-    png, js = out_dir / "directional_convergence.png", out_dir / "directional_convergence.json"
-    fig.savefig(png, dpi=120)
-    plt.close(fig)
-    js.write_text(json.dumps(numbers, indent=1, default=float))
-    return [png, js]
+    return _save(fig, numbers, Path(out_dir), "directional_convergence")
 
 
 def saddle_to_saddle_figure(config_path: Path | None, out_dir: Path, *, quick: bool) -> list[Path]:
@@ -192,9 +198,4 @@ def saddle_to_saddle_figure(config_path: Path | None, out_dir: Path, *, quick: b
             ax.annotate(label, (tm, v.loss), textcoords="offset points", xytext=(4, 4), fontsize=7)
     ax.set(xscale="log", yscale="log", xlabel="time t", ylabel="loss",
            title=f"saddle-to-saddle: plateaus certified at |grad L| <= {seq.tol:g} (i = index, r = reduced width)")
-    out_dir = Path(out_dir)
-    png, js = out_dir / "saddle_to_saddle.png", out_dir / "saddle_to_saddle.json"
-    fig.savefig(png, dpi=120)
-    plt.close(fig)
-    js.write_text(json.dumps(numbers, indent=1, default=float))
-    return [png, js]
+    return _save(fig, numbers, Path(out_dir), "saddle_to_saddle")

@@ -21,14 +21,21 @@ def safe_sqrt(x):
     return jnp.where(pos, jnp.sqrt(jnp.where(pos, x, 1.0)), 0.0)
 
 
-def g_small_angle(t):
-    """g(t) = sin t - t cos t for t in [0, pi/2]; its series t^3/3 - t^5/30 + ... below 0.1 avoids cancellation."""
+def g_small_angle(t, sin_t=None, cos_t=None):
+    """g(t) = sin t - t cos t for t in [0, pi/2]; its series t^3/3 - t^5/30 + ... below 0.1 avoids cancellation.
+
+    ``sin_t``, ``cos_t``: sin t and cos t when the caller has them from geometry (then no sine or cosine is
+    evaluated); None: computed here.
+    """
     small = t < 0.1
     ts = jnp.where(small, t, 0.0)
     t2 = ts * ts
     series = ts**3 * (1.0 / 3 - t2 * (1.0 / 30 - t2 * (1.0 / 840 - t2 * (1.0 / 45360 - t2 / 3991680))))
-    tl = jnp.where(small, 0.1, t)
-    return jnp.where(small, series, jnp.sin(tl) - tl * jnp.cos(tl))
+    if sin_t is None or cos_t is None:
+        tl = jnp.where(small, 0.1, t)
+        sin_t, cos_t = jnp.sin(tl), jnp.cos(tl)
+        t = tl
+    return jnp.where(small, series, sin_t - t * cos_t)
 
 
 def half_linear(w, v):

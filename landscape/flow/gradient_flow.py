@@ -14,9 +14,19 @@ runs); pass ``solver=diffrax.Kvaerno5()`` to :class:`GradientFlow` there.
 Stopping: a boolean diffrax Event ends the solve at the end of the first accepted step where |grad L| <= grad_tol,
 or where the state is NaN/inf or diverged (loss > 1e30). ``throw=False`` so a failing element never aborts a
 vmapped batch; diffrax's result codes become :class:`landscape.flow.trajectory.Status` codes.
+
+Compiled programs without host callbacks: diffrax validates its inputs with ``equinox.error_if`` (the first step
+has the sign of t1 - t0, the save times are sorted and inside [t0, t1]). With traced times these checks become
+runtime checks, which equinox implements as host callbacks, and JAX never writes a program with host callbacks to
+the persistent compilation cache, so every process recompiled the flow. These three conditions hold by
+construction here (the first step is min(dt, t_max - t) >= 0, the save times are sorted and clipped into the
+solve's interval), so the solve is traced with equinox's runtime checks off (:func:`_without_host_checks`): the
+same numbers, no callbacks, and the flow programs are cached like every other stage.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import diffrax
 import equinox as eqx
@@ -39,6 +49,32 @@ from .trajectory import (
 )
 
 __all__ = ["GradientFlow", "FlowSegment"]
+
+
+@contextlib.contextmanager
+def _without_host_checks():
+    """Trace the enclosed code with equinox's default runtime checks (``error_if``) off (module docstring).
+
+    Only for code whose checked conditions hold by construction. Scoped to the trace: the checks are traced
+    unjitted (equinox's own ``filter_jit`` cache, shared with other callers, is not touched) and restored on exit;
+    an explicit ``on_error`` is honoured. Another equinox version without these internals: the checks stay on
+    (correct results, the program is just not cacheable; ``tests/test_compile_cache.py`` notices).
+    """
+    try:
+        from equinox import _errors
+        impl, jitted = _errors.branched_error_if_impl, _errors.branched_error_if_impl_jit
+    except (ImportError, AttributeError):
+        yield
+        return
+
+    def unchecked(x, pred, index, msgs, *, on_error):
+        return impl(x, pred, index, msgs, on_error="off" if on_error == "default" else on_error)
+
+    _errors.branched_error_if_impl_jit = unchecked
+    try:
+        yield
+    finally:
+        _errors.branched_error_if_impl_jit = jitted
 
 
 class FlowSegment(eqx.Module):
@@ -194,20 +230,21 @@ class GradientFlow(AbstractFlow):
                                    self.solver.func, self.solver.error_order(diffrax.ODETerm(vector_field)))[0] - t0
             dt0 = jnp.where(jnp.isfinite(dt0), dt0, auto)
         saveat = diffrax.SaveAt(subs=subs)
-        sol = diffrax.diffeqsolve(
-            diffrax.ODETerm(vector_field),
-            self.solver,
-            t0=t0,
-            t1=self.t_max,
-            dt0=dt0,
-            y0=theta0,
-            saveat=saveat,
-            stepsize_controller=diffrax.PIDController(rtol=self.rtol, atol=self.atol),
-            event=diffrax.Event(stop),
-            max_steps=max_steps,
-            adjoint=diffrax.ForwardMode(),
-            throw=False,
-        )
+        with _without_host_checks():  # dt0 >= 0 and sorted save times in [t0, t_max] by construction
+            sol = diffrax.diffeqsolve(
+                diffrax.ODETerm(vector_field),
+                self.solver,
+                t0=t0,
+                t1=self.t_max,
+                dt0=dt0,
+                y0=theta0,
+                saveat=saveat,
+                stepsize_controller=diffrax.PIDController(rtol=self.rtol, atol=self.atol),
+                event=diffrax.Event(stop),
+                max_steps=max_steps,
+                adjoint=diffrax.ForwardMode(),
+                throw=False,
+            )
         theta = jax.tree.map(lambda x: x[0], sol.ys[1])
         return sol, theta, sol.ts[1][0], jnp.asarray(sol.stats["num_steps"], jnp.int32)
 

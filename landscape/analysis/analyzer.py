@@ -14,7 +14,8 @@ The engine (:func:`run_analyzers`) batches each analyzer the way it can run:
 
 - ``jittable = True`` (default): ``jit(vmap(analyzer))`` over the batch, one compilation per shape; if the batch
   raises, each point is retried alone so that only the failing point is marked;
-- ``jittable = False``: a host loop over the points (numpy/scipy code), each call guarded.
+- ``jittable = False``: a host loop over the points (numpy/scipy code), each call guarded, or one call of
+  ``call_batch`` where the analyzer answers the whole batch at once (per-point results or errors).
 
 An analyzer with ``only_certified = True`` sees certified points only; the others get its fill values (from
 ``columns`` for host analyzers, NaN / -1 / False / "" from the output shapes for jittable ones). Every failure
@@ -110,6 +111,12 @@ class AbstractAnalyzer(eqx.Module):
     @abc.abstractmethod
     def __call__(self, problem, point: Point, previous: dict) -> dict:
         """Named results at one point (see the module docstring)."""
+
+    def call_batch(self, problem, points: Point, previous: dict) -> list | None:
+        """Host analyzers (``jittable = False``) may answer a whole batch at once (host numpy leaves with a leading
+        axis): a list with, per point, its dict of results or the exception it raised. ``None`` (the default): the
+        engine calls ``__call__`` point by point (it does that too if this raises)."""
+        return None
 
     def finalize(self, outputs: dict) -> dict:
         """Host-side post-processing of the batched outputs (numpy arrays), e.g. integer codes to names."""
@@ -211,9 +218,18 @@ def _run_host(analyzer, problem, points: Point, previous: dict, sel: np.ndarray,
     extra: dict[str, list] = {}
     host_points = jax.device_get(points)
     host_prev = {k: v for k, v in previous.items()}
-    for i in sel:
+    batch = None
+    if sel.size:
         try:
-            res = analyzer(problem, _take(host_points, i), {k: v[i] for k, v in host_prev.items()})
+            batch = analyzer.call_batch(problem, _take(host_points, sel), {k: v[sel] for k, v in host_prev.items()})
+        except Exception:  # noqa: BLE001  (fall back to the point-by-point loop, which marks the failing points)
+            batch = None
+    for pos, i in enumerate(sel):
+        try:
+            res = analyzer(problem, _take(host_points, i), {k: v[i] for k, v in host_prev.items()}) \
+                if batch is None else batch[pos]
+            if isinstance(res, BaseException):
+                raise res
         except Exception as err:  # noqa: BLE001
             status[i].append(_error_text(analyzer.name, err))
             continue

@@ -10,10 +10,12 @@ Two-layer nets f(x) = sum_j a_j sigma(w_j . x + b_j) (Şimşek et al. 2021; Fuku
 - :mod:`.subspace`: predicted tangent directions and dimension, zero-loss Jacobian null prediction, sampling checks;
 - :mod:`.embed`: embedding width r -> m, split matrix A_i, split-ratio scan with Hessian index;
 - :mod:`.counting`: T(r*, m), G(r, m) closed forms and brute-force enumeration;
-- :mod:`.analyze`: ``analyze_points`` (run pipeline) and ``explain_null_space`` (``landscape hessian``).
+- :mod:`.analyze`: ``analyze_points`` (run pipeline) and ``explain_null_space`` (``landscape hessian``);
+- :mod:`.batch`: the same columns for a whole batch at once (``analyze_batch``, ``reduce_batch``).
 """
 
 from .analyze import COLUMNS, SymmetryAnalysis, analyze_point, analyze_points, explain_null_space, summarize
+from .batch import analyze_batch, reduce_batch
 from .canonical import canonicalize, distance_mod_symmetry
 from .counting import brute_force_G, brute_force_T, count_G, count_T, count_T_closed, stirling2, subspace_table
 from .embed import embed, problem_with_width, split_matrix, split_scan
@@ -29,6 +31,8 @@ __all__ = [
     "analyze_points",
     "explain_null_space",
     "summarize",
+    "analyze_batch",
+    "reduce_batch",
     "canonicalize",
     "distance_mod_symmetry",
     "brute_force_G",

@@ -1,11 +1,13 @@
 """Per-point symmetry analysis of certified points, and :class:`SymmetryAnalysis`, its analyzer.
 
-For each point (host-side numpy/scipy, :func:`analyze_point`): reduce (:mod:`.reduce`), identify
-(:mod:`.identify`), predict the symmetry-induced critical set and its tangent (:mod:`.subspace`), and compare with
-the Hessian's numerical null space: how many near-zero eigenvalues exact symmetry directions explain. The one
-classification rule (:func:`landscape.analysis.classify.classify`) then calls a point without negative eigenvalues
-whose near-zero eigenvalues are all explained (tangent to a manifold of critical points with the same loss:
-Morse-Bott) a ``minimum``, not ``degenerate`` (Şimşek et al. 2021; README, science section 1).
+For each point (host-side numpy/scipy, :func:`analyze_point`, the reference; a batch at once with the same
+columns in :func:`.batch.analyze_batch`, which :func:`analyze_points` and the analyzer use): reduce
+(:mod:`.reduce`), identify (:mod:`.identify`), predict the symmetry-induced critical set and its tangent
+(:mod:`.subspace`), and compare with the Hessian's numerical null space: how many near-zero eigenvalues exact
+symmetry directions explain. The one classification rule (:func:`landscape.analysis.classify.classify`) then
+calls a point without negative eigenvalues whose near-zero eigenvalues are all explained (tangent to a manifold
+of critical points with the same loss: Morse-Bott) a ``minimum``, not ``degenerate`` (Şimşek et al. 2021;
+README, science section 1).
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ import dataclasses
 from collections import Counter
 from math import comb
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ..analyzer import AbstractAnalyzer
 from ..classify import classify, kind_names
+from .batch import analyze_batch
 from .counting import count_G, count_T
 from .identify import CLASSES, identify, teacher_reduction
 from .reduce import Reduction, Tolerances, reduce_two_layer
@@ -66,6 +70,26 @@ def _null_basis(h, zero_tol):
     return lam, vec[:, null], scale, tau
 
 
+def explanation_text(sym_class, red: Reduction, *, n_null, tau, k, explained, labels, residual_zero, jac, curv) -> str:
+    """The ``symmetry_text`` lines of one point (shared by the per-point and the batched analysis)."""
+    text = [f"{sym_class}: reduced width {red.r} of {red.m}, partition {red.partition_string()}",
+            f"null space: {n_null} measured (|lambda| <= {tau:.2e}), {k} predicted by symmetry, {explained} explained"]
+    if k:
+        kinds = Counter(lbl.split(" n")[0].split(" g")[0] for lbl in labels)
+        text.append("predicted directions: " + ", ".join(f"{v} {kk}" for kk, v in kinds.items()))
+    if n_null > explained:
+        if residual_zero and jac is not None:
+            text.append(f"zero loss: H = J^T J, predicted dim null J = {jac} (excess {jac - k} flat to second order "
+                        "only: group members moving apart with sum_j a_j du_j = 0)")
+        else:
+            text.append(f"{n_null - explained} unexplained null directions: null directions of the reduced width-"
+                        f"{red.r} point, singular split blocks, or higher-order flatness")
+    if k > explained:
+        text.append(f"{k - explained} predicted directions are not numerically null (max curvature {curv:.1e} of "
+                    "max|lambda|): the point may not be converged onto the subspace")
+    return "\n".join(text)
+
+
 def explain_null_space(problem, theta, hessian, zero_tol, *, loss=None, global_loss_tol: float = 1e-20,
                        tol: Tolerances | None = None, red: Reduction | None = None, teacher=None) -> dict:
     """Which Hessian null directions at ``theta`` are explained by symmetry (for ``landscape hessian``).
@@ -107,26 +131,13 @@ def explain_null_space(problem, theta, hessian, zero_tol, *, loss=None, global_l
     n_neg = int(np.sum(lam < -tau))
     jac = jacobian_null_prediction(problem, theta_np, red) if residual_zero else None
     kind = str(kind_names(classify(lam, zero_tol=zero_tol, zero_loss=residual_zero, explained=explained)["code"]))
-    text = [f"{ident.sym_class}: reduced width {red.r} of {red.m}, partition {red.partition_string()}",
-            f"null space: {n_null} measured (|lambda| <= {tau:.2e}), {k} predicted by symmetry, {explained} explained"]
-    if k:
-        kinds = Counter(lbl.split(" n")[0].split(" g")[0] for lbl in labels)
-        text.append("predicted directions: " + ", ".join(f"{v} {kk}" for kk, v in kinds.items()))
-    if n_null > explained:
-        if residual_zero and jac is not None:
-            text.append(f"zero loss: H = J^T J, predicted dim null J = {jac} (excess {jac - k} flat to second order "
-                        "only: group members moving apart with sum_j a_j du_j = 0)")
-        else:
-            text.append(f"{n_null - explained} unexplained null directions: null directions of the reduced width-"
-                        f"{red.r} point, singular split blocks, or higher-order flatness")
-    if k > explained:
-        text.append(f"{k - explained} predicted directions are not numerically null (max curvature {curv:.1e} of "
-                    "max|lambda|): the point may not be converged onto the subspace")
+    text = explanation_text(ident.sym_class, red, n_null=n_null, tau=tau, k=k, explained=explained, labels=labels,
+                            residual_zero=residual_zero, jac=jac, curv=curv)
     return {"predicted_dim": int(k), "predicted_basis": Q, "direction_labels": labels, "null_dim_measured": n_null,
             "null_dim_explained": explained, "null_dim_excess": n_null - explained, "jacobian_null_pred": jac,
             "tangent_curvature": curv, "index": n_neg, "sym_class": ident.sym_class, "subspace_label": ident.label,
             "subspace_id": ident.subspace_id, "partition": red.partition_string(), "kind_refined": kind,
-            "zero_tol_abs": tau, "text": "\n".join(text)}
+            "zero_tol_abs": tau, "text": text}
 
 
 def analyze_point(problem, theta, *, loss: float, hessian, zero_tol: float, global_loss_tol: float,
@@ -156,26 +167,35 @@ def analyze_point(problem, theta, *, loss: float, hessian, zero_tol: float, glob
     else:
         proj = None
     dist = np.nan if proj is None else float(np.sqrt(sum(np.sum((proj[k] - th[k]) ** 2) for k in th)))
+    return symmetry_row(red, ident, loose, predicted_dim=ex["predicted_dim"], n_null=ex["null_dim_measured"],
+                        explained=ex["null_dim_explained"], jac=ex["jacobian_null_pred"],
+                        curv=ex["tangent_curvature"], dist=dist, labels=ex["direction_labels"], text=ex["text"],
+                        kind=ex["kind_refined"])
+
+
+def symmetry_row(red: Reduction, ident, loose: bool, *, predicted_dim, n_null, explained, jac, curv, dist, labels,
+                 text, kind) -> dict:
+    """One point's row (:data:`COLUMNS`, ``kind_refined``, ``_sym_global``) from its analysis (shared by the
+    per-point and the batched analysis)."""
     return {
         "reduced_width": int(red.r), "sym_class": ident.sym_class, "subspace_label": ident.label,
         "subspace_id": ident.subspace_id, "partition": red.partition_string(), "n_zero_neurons": len(red.zero),
         "n_dead_neurons": len(red.dead), "multiplicities": ",".join(map(str, red.multiplicities)),
         "teacher_neurons": ",".join(str(t) for t in ident.teacher_of_group)
         if ident.sym_class == "global_minimum" else "",
-        "teacher_match_err": float(ident.teacher_match_err), "predicted_dim": int(ex["predicted_dim"]),
-        "null_dim_measured": int(ex["null_dim_measured"]), "null_dim_explained": int(ex["null_dim_explained"]),
-        "null_dim_excess": int(ex["null_dim_excess"]),
-        "jacobian_null_pred": -1 if ex["jacobian_null_pred"] is None else int(ex["jacobian_null_pred"]),
-        "tangent_curvature": float(ex["tangent_curvature"]), "dist_to_predicted": dist,
-        "group_spread": float(red.spread), "loose_merge": bool(loose),
-        "null_directions": ";".join(ex["direction_labels"]), "symmetry_text": ex["text"],
-        "kind_refined": ex["kind_refined"], "_sym_global": ident.sym_class == "global_minimum",
+        "teacher_match_err": float(ident.teacher_match_err), "predicted_dim": int(predicted_dim),
+        "null_dim_measured": int(n_null), "null_dim_explained": int(explained),
+        "null_dim_excess": int(n_null) - int(explained), "jacobian_null_pred": -1 if jac is None else int(jac),
+        "tangent_curvature": float(curv), "dist_to_predicted": dist, "group_spread": float(red.spread),
+        "loose_merge": bool(loose), "null_directions": ";".join(labels), "symmetry_text": text, "kind_refined": kind,
+        "_sym_global": ident.sym_class == "global_minimum",
     }
 
 
 def analyze_points(problem, thetas, *, losses, grad_norms, hessians, zero_tol, global_loss_tol,
                    tol: Tolerances | None = None):
-    """Symmetry columns and a summary for a batch of certified points (a loop of :func:`analyze_point`).
+    """Symmetry columns and a summary for a batch of certified points (:func:`.batch.analyze_batch`: the
+    columns of :func:`analyze_point`, computed over the batch at once).
 
     Args:
         problem: Problem with a two-layer student.
@@ -196,15 +216,16 @@ def analyze_points(problem, thetas, *, losses, grad_norms, hessians, zero_tol, g
         hessians = batched_hessians(problem, {k: jnp.asarray(v) for k, v in thetas.items()})
     hessians = np.asarray(hessians, float)
     teacher = teacher_reduction(problem, tol)
-    rows = []
-    for i in range(len(losses)):
-        th = {k: np.asarray(v[i], float) for k, v in thetas.items()}
-        if not (np.isfinite(losses[i]) and all(np.all(np.isfinite(v)) for v in th.values())
-                and np.all(np.isfinite(hessians[i]))):
-            rows.append({**FILL, "kind_refined": "diverged"})
-            continue
-        rows.append(analyze_point(problem, th, loss=losses[i], hessian=hessians[i], zero_tol=zero_tol,
-                                  global_loss_tol=global_loss_tol, teacher=teacher, tol=tol))
+    ok = np.isfinite(losses) & np.all(np.isfinite(hessians.reshape(len(losses), -1)), axis=1)
+    for v in thetas.values():
+        ok &= np.all(np.isfinite(np.asarray(v, float).reshape(len(losses), -1)), axis=1)
+    sel = np.flatnonzero(ok)
+    rows = [{**FILL, "kind_refined": "diverged"} for _ in range(len(losses))]
+    batch = analyze_batch(problem, {k: np.asarray(v, float)[sel] for k, v in thetas.items()}, losses=losses[sel],
+                          hessians=hessians[sel], zero_tol=zero_tol, global_loss_tol=global_loss_tol,
+                          teacher=teacher, tol=tol)
+    for i, row in zip(sel, batch, strict=True):
+        rows[i] = row
     columns = {}
     for c in (*COLUMNS, "kind_refined"):
         default = FILL.get(c, "")
@@ -217,7 +238,8 @@ def analyze_points(problem, thetas, *, losses, grad_norms, hessians, zero_tol, g
 
 
 class SymmetryAnalysis(AbstractAnalyzer):
-    """Symmetry analyzer (host loop over certified points of two-layer students); see the module docstring.
+    """Symmetry analyzer (certified points of two-layer students, the whole batch at once); see the module
+    docstring and :mod:`.batch`.
 
     Reads ``_hessian`` from :class:`landscape.analysis.hessian.HessianSpectrum`. Columns: :data:`COLUMNS`
     (``not_analyzed`` and fill values where it did not run); passes ``_sym_global`` (identified as a global
@@ -272,6 +294,31 @@ class SymmetryAnalysis(AbstractAnalyzer):
                             teacher=self.teacher, tol=self.tolerances)
         row.pop("kind_refined")
         return row
+
+    def call_batch(self, problem, points, previous):
+        """Every point at once (:func:`.batch.analyze_batch`); the same rows as ``__call__`` point by point."""
+        h = np.asarray(previous["_hessian"], float)
+        losses = np.asarray(points.loss, float)
+        theta = {k: np.asarray(v, float) for k, v in points.theta.items()}
+        n = len(losses)
+        ok = np.isfinite(losses) & np.all(np.isfinite(h.reshape(n, -1)), axis=1)
+        for v in theta.values():
+            ok &= np.all(np.isfinite(v.reshape(n, -1)), axis=1)
+        out: list = [None] * n
+        for i in np.flatnonzero(~ok):  # the reference labels these (a non-finite Hessian is an error)
+            try:
+                out[i] = self(problem, jax.tree.map(lambda x, i=i: x[i], points), {"_hessian": h[i]})
+            except Exception as err:  # noqa: BLE001
+                out[i] = err
+        sel = np.flatnonzero(ok)
+        rows = analyze_batch(problem, {k: v[sel] for k, v in theta.items()}, losses=losses[sel], hessians=h[sel],
+                             zero_tol=float(self.zero_tol), global_loss_tol=float(self.global_loss_tol),
+                             teacher=self.teacher if self.teacher is not None else teacher_reduction(
+                                 problem, self.tolerances), tol=self.tolerances)
+        for i, row in zip(sel, rows, strict=True):
+            row.pop("kind_refined")
+            out[i] = row
+        return out
 
 
 def summarize(columns: dict, problem, *, teacher_width, tol: Tolerances, zero_tol, global_loss_tol) -> dict:

@@ -14,7 +14,7 @@ import pytest
 
 import landscape as ls
 from landscape.analysis.hessian import hessians
-from landscape.analysis.symmetry import Tolerances, teacher_reduction
+from landscape.analysis.symmetry import Tolerances, batch, teacher_reduction
 from landscape.analysis.symmetry.analyze import COLUMNS, FILL, analyze_point, analyze_points
 from landscape.analysis.symmetry.batch import reduce_batch
 from landscape.analysis.symmetry.reduce import reduce_two_layer
@@ -117,12 +117,14 @@ def _assert_same(columns, rows, names):
 
 
 @pytest.mark.parametrize("kind", ["relu_population", "relu_sample_bias", "tanh_sample", "frozen_a"])
-def test_batched_columns_equal_per_point_reference(kind):
+def test_batched_columns_equal_per_point_reference(kind, monkeypatch):
     problem = _problem(kind)
     thetas = _points(problem, np.random.default_rng(0))
     jt = {k: jnp.asarray(v) for k, v in thetas.items()}
     losses = np.asarray(jax.jit(jax.vmap(problem.loss_accurate))(jt))
     hs = np.asarray(hessians(problem, jt))
+    if kind == "tanh_sample":  # chunks of 3 points (large P): the same rows
+        monkeypatch.setattr(batch, "CHUNK_ELEMENTS", 3 * hs.shape[1] ** 2)
     cols, summary = analyze_points(problem, thetas, losses=losses, grad_norms=np.zeros(len(losses)), hessians=hs,
                                    zero_tol=ZERO_TOL, global_loss_tol=GLOBAL_TOL)
     rows = _reference_rows(problem, thetas, losses, hs)
@@ -148,10 +150,11 @@ def test_batched_columns_equal_per_point_reference(kind):
     assert list(res.status[:n]) == ["ok"] * n and "symmetry" in res.status[-1]
 
 
-def test_reduce_batch_equals_reduce_two_layer():
+def test_reduce_batch_equals_reduce_two_layer(monkeypatch):
     """Groups, canonical order, values, zero/dead sets and antiparallel pairs agree with the per-point reduction."""
     rng = np.random.default_rng(1)
     n, m, d = 64, 6, 3
+    monkeypatch.setattr(batch, "CHUNK_ELEMENTS", 20 * m * m * (d + 1))  # chunks of 20 points
     for act in (ls.ReLU(), ls.Tanh(), ls.LeakyReLU(0.1)):
         w, a = rng.standard_normal((n, m, d)), rng.standard_normal((n, m))
         w[:, 1] = w[:, 0] * rng.choice([1.0, 2.0, -1.0], size=(n, 1))

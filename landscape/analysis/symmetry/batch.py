@@ -26,7 +26,10 @@ import numpy as np
 from .canonical import _round
 from .reduce import Reduction, Tolerances, canonical_neuron, is_relu_type
 
-__all__ = ["analyze_batch", "reduce_batch", "one_blas_thread", "full_params_batch"]
+__all__ = ["analyze_batch", "reduce_batch", "one_blas_thread", "full_params_batch", "CHUNK_ELEMENTS"]
+
+CHUNK_ELEMENTS = 1 << 24
+"""Largest per-chunk work array (float64 elements, 128 MiB): batches are cut into chunks of points below it."""
 
 
 @contextlib.contextmanager
@@ -89,6 +92,10 @@ def reduce_batch(full: dict, activation, *, x=None, tol: Tolerances | None = Non
     n, m, D = U.shape
     if n == 0:
         return []
+    chunk = max(1, CHUNK_ELEMENTS // max(1, m * m * D))  # the pairwise differences are (n, m, m, D)
+    if n > chunk:
+        return [red for s in range(0, n, chunk)
+                for red in reduce_batch({k: v[s:s + chunk] for k, v in full.items()}, activation, x=x, tol=tol)]
     a_ref = np.maximum(1.0, np.max(np.abs(a), axis=1)) if m else np.ones(n)
     u_norm = np.linalg.norm(U, axis=2)
     u_ref = np.maximum(1.0, np.max(u_norm, axis=1)) if m else np.ones(n)
@@ -112,8 +119,8 @@ def reduce_batch(full: dict, activation, *, x=None, tol: Tolerances | None = Non
     label = np.where(zero, -1, np.where(dead, -2, _components(close) if m else np.zeros((n, 0), int)))
     out: list[Reduction | None] = [None] * n
     structures, inverse = np.unique(label, axis=0, return_inverse=True)
-    for s, lab in enumerate(structures):
-        idx = np.flatnonzero(inverse.reshape(-1) == s)
+    members = np.split(np.argsort(inverse.reshape(-1), kind="stable"), np.cumsum(np.bincount(inverse.reshape(-1)))[:-1])
+    for lab, idx in zip(structures, members, strict=True):
         for i, red in zip(idx, _reduce_structure(lab, idx, U, a, uh_all, kappa_all, zero, dead, a_ref, activation,
                                                  bias, tol), strict=True):
             out[i] = red
@@ -410,6 +417,14 @@ def analyze_batch(problem, thetas, *, losses, hessians, zero_tol: float, global_
     n = len(losses)
     if n == 0:
         return []
+    P = int(np.shape(hessians)[1])
+    chunk = max(1, CHUNK_ELEMENTS // max(1, P * P))  # eigenvectors and tangent candidates are (n, P, <= P)
+    if n > chunk:
+        return [row for s in range(0, n, chunk)
+                for row in analyze_batch(problem, {k: v[s:s + chunk] for k, v in th.items()},
+                                         losses=losses[s:s + chunk], hessians=hessians[s:s + chunk],
+                                         zero_tol=zero_tol, global_loss_tol=global_loss_tol, teacher=teacher,
+                                         tol=tol)]
     with one_blas_thread():
         h = np.asarray(hessians, float)
         lam, vec = np.linalg.eigh(0.5 * (h + np.swapaxes(h, 1, 2)))

@@ -13,11 +13,16 @@ timed. Timed, in one process, on the same points:
   includes the classification rule's compilation for the batch's padded size, reported apart);
 - ``analyzer``: :meth:`SymmetryAnalysis.call_batch`, what ``landscape run`` / ``explore`` call.
 
+``--mixed N`` adds a harder case for the grouping by structure: N points of a width-6 ReLU student with trained
+output weights (d = 4, r* = 3, population loss), random, with zero-output (20 %) and zero-input (10 %) neurons,
+so that nearly every point has its own structure (not critical points: the analysis does not need them to be).
+
 It then checks that every column agrees (ints and strings equal, floats to rtol 1e-9) and prints the ratio
 old / new and the load average (the machine may be shared).
 
     python experiments/bench_symmetry.py                  # d = 6, 1024 points
     python experiments/bench_symmetry.py --count 256 --d 5
+    python experiments/bench_symmetry.py --mixed 1024       # also the many-structures case
 """
 
 from __future__ import annotations
@@ -84,6 +89,7 @@ def main(argv=None) -> int:
     ap.add_argument("--count", type=int, default=1024)
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--cache", type=Path, default=None, help="npz of the points (default: in the temp directory)")
+    ap.add_argument("--mixed", type=int, default=0, help="also time N random points with many structures")
     args = ap.parse_args(argv)
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     cache = args.cache or Path(tempfile.gettempdir()) / f"landscape-bench-symmetry-d{args.d}-n{args.count}.npz"
@@ -150,7 +156,46 @@ def main(argv=None) -> int:
           f"(old with 1 BLAS thread / new: {timings['old, 1 BLAS thread'] / timings['new (batched)']:.1f}x)")
     print("columns equal to the per-point reference: " + ("all" if not bad else f"NO, differ: {bad}")
           + "; analyzer rows: " + ("all" if not bad_an else f"NO, differ: {bad_an}"))
+    if args.mixed:
+        bad += mixed(args.mixed)
     return 0 if not (bad or bad_an) else 1
+
+
+def mixed(n: int) -> list[str]:
+    """Old against new on ``n`` random points with zero-output and zero-input neurons (see the module docstring)."""
+    import jax
+    import jax.numpy as jnp
+
+    import landscape as ls
+    from landscape.analysis.hessian import hessians
+    from landscape.analysis.symmetry import Tolerances, teacher_reduction
+    from landscape.analysis.symmetry.analyze import analyze_point, analyze_points
+
+    rng = np.random.default_rng(0)
+    problem = ls.TeacherStudent(ls.Teacher.orthonormal(d=4, width=3), ls.TwoLayer(width=6, activation=ls.ReLU()))
+    w, a = rng.standard_normal((n, 6, 4)), rng.standard_normal((n, 6))
+    a[rng.random((n, 6)) < 0.2] = 0.0
+    w[rng.random((n, 6)) < 0.1] = 0.0
+    th = {"w": w, "a": a}
+    jt = {k: jnp.asarray(v) for k, v in th.items()}
+    losses = np.asarray(jax.jit(jax.vmap(problem.loss_accurate))(jt))
+    hs = np.asarray(hessians(problem, jt))
+    kw = {"zero_tol": 1e-7, "global_loss_tol": 1e-20}
+    analyze_points(problem, th, losses=losses, grad_norms=np.zeros(n), hessians=hs, **kw)  # compile, not timed
+    t0 = time.perf_counter()
+    cols = analyze_points(problem, th, losses=losses, grad_norms=np.zeros(n), hessians=hs, **kw)[0]
+    t_new = time.perf_counter() - t0
+    teacher = teacher_reduction(problem, Tolerances())
+    t0 = time.perf_counter()
+    rows = [analyze_point(problem, {k: v[i] for k, v in th.items()}, loss=losses[i], hessian=hs[i], teacher=teacher,
+                          **kw) for i in range(n)]
+    t_old = time.perf_counter() - t0
+    bad = compare(cols, rows)
+    classes = {str(k): int(v) for k, v in zip(*np.unique(cols["sym_class"], return_counts=True), strict=True)}
+    print(f"\nmixed: n={n}, {len(set(cols['partition']))} distinct partitions, classes {classes}")
+    print(f"old {t_old:.3f} s, new {t_new:.3f} s, ratio {t_old / t_new:.1f}x; columns equal: "
+          + ("all" if not bad else f"NO, differ: {bad}"))
+    return bad
 
 
 if __name__ == "__main__":

@@ -121,7 +121,7 @@ class FlowConfig:
     rtol: float = 1.0e-8
     atol: float = 1.0e-10
     max_steps: int = 200_000
-    segment_steps: int = 256  # gradient flow: steps per segment of a packed batch, 0 = one solve (lockstep)
+    segment_steps: int = 256  # solver steps / optimiser updates per segment of a packed batch, 0 = one loop (lockstep)
     lr: float = 0.01
     momentum: float = 0.9
     steps: int = 20_000
@@ -786,8 +786,9 @@ _OPTAX = {"gd": ("sgd", ("learning_rate",)), "momentum": ("sgd", ("learning_rate
 def build_flow(f: FlowConfig, *, solver=None):
     """The flow of a ``[flow]`` section: :class:`landscape.GradientFlow` or :class:`landscape.OptaxFlow`.
 
-    Static (a new compilation when changed): method, n_snapshots, save_params, max_steps, segment_steps. Traced (a
-    sweep over them reuses one compilation): t_max, grad_tol, rtol, atol, lr, momentum, steps.
+    Static (a new compilation when changed): method, n_snapshots, save_params, max_steps, segment_steps (gradient
+    flow). Traced (a sweep over them reuses one compilation): t_max, grad_tol, rtol, atol, lr, momentum, steps,
+    segment_steps (optax methods).
     """
     if f.method == "gradient_flow":
         return GradientFlow(f.t_max, grad_tol=f.grad_tol, rtol=f.rtol, atol=f.atol, max_steps=f.max_steps,
@@ -798,8 +799,8 @@ def build_flow(f: FlowConfig, *, solver=None):
 
         factory, names = _OPTAX[f.method]
         values = {"learning_rate": f.lr, "momentum": f.momentum}
-        return OptaxFlow(getattr(optax, factory), steps=f.steps, grad_tol=f.grad_tol, n_snapshots=f.n_snapshots,
-                         save_params=f.save_params, **{k: values[k] for k in names})
+        return OptaxFlow(getattr(optax, factory), steps=f.steps, grad_tol=f.grad_tol, segment_steps=f.segment_steps,
+                         n_snapshots=f.n_snapshots, save_params=f.save_params, **{k: values[k] for k in names})
     raise ConfigError(f"flow.method = {f.method!r} is not valid; use one of: {', '.join(CHOICES[('flow', 'method')])}")
 
 

@@ -4,13 +4,14 @@ A vmapped ``while_loop`` (a diffrax solve under ``vmap``) runs until its slowest
 step counts are s_1..s_n, it computes n * max(s) lane-steps for sum(s) useful ones. On a CPU every lane-step costs
 the same whether useful or not; on a GPU a stiff lane holds its whole chunk (measured: one trajectory of 142,455
 steps against <= 510 for the 63 others of its chunk). Here a batch advances in segments of ``flow.segment_steps``
-solver steps (:meth:`landscape.GradientFlow.advance`); after each segment the finished lanes leave and the running
-ones are gathered into a smaller batch once they fit one: batch sizes are the *buckets* n, n / 4, n / 16, ...
+solver steps or optimiser updates (:meth:`landscape.GradientFlow.advance`, :meth:`landscape.OptaxFlow.advance`);
+after each segment the finished lanes leave and the running ones are gathered into a smaller batch once they fit
+one: batch sizes are the *buckets* n, n / 4, n / 16, ...
 (each at least ``min_bucket``), padded by repeating a running lane, so a chunk compiles at most a few shapes and
 each is reused by every later chunk of the same size (and by later runs, with the persistent compilation cache).
 The host sees one status vector per segment, not per step.
 
-Flows without segments (:class:`landscape.OptaxFlow`, or ``GradientFlow(segment_steps=0)``) run as one
+Flows without segments (``segment_steps=0``, or a flow without ``start``/``advance``) run as one
 ``jit(vmap(flow.run))``.
 
 :class:`PackStats` reports the fraction of computed lane-steps that were useful (``sum(s) / computed``).
@@ -114,7 +115,7 @@ def run_flows_packed(problem, flow: AbstractFlow, theta0_batch, *, min_bucket: i
         ((16, 64), True)
     """
     n = jax.tree.leaves(theta0_batch)[0].shape[0]
-    if getattr(flow, "segment_steps", 0) <= 0 or not hasattr(flow, "advance"):
+    if int(getattr(flow, "segment_steps", 0)) <= 0 or not hasattr(flow, "advance"):
         traj = _run(problem, flow, theta0_batch)
         steps = np.asarray(traj.n_steps)
         return traj, PackStats(int(steps.sum()), int(n * steps.max(initial=0)), 1, (n,))

@@ -43,6 +43,7 @@ from .trajectory import (
     AbstractFlow,
     Trajectory,
     is_bad,
+    loss_and_grad,
     mask_after_stop,
     snapshot_times,
     summaries,
@@ -208,10 +209,8 @@ class GradientFlow(AbstractFlow):
 
         With ``dt0`` (a segment; NaN: choose automatically) the accepted step times are saved too (``sol.ys[2]``).
         """
-        grad_fn = jax.grad(problem.loss)
-
         def vector_field(t, y, args):
-            return jax.tree.map(jnp.negative, grad_fn(y))
+            return jax.tree.map(jnp.negative, loss_and_grad(problem, y)[1])
 
         def stop(t, y, args, **kwargs):
             s = summaries(problem, y)

@@ -41,6 +41,7 @@ from .trajectory import (
     AbstractFlow,
     Trajectory,
     is_bad,
+    loss_and_grad,
     mask_after_stop,
     snapshot_steps,
     summaries,
@@ -143,11 +144,9 @@ class OptaxFlow(AbstractFlow):
 
     def _body(self, problem, opt):
         """One update on the carry (theta, opt_state, step, done, converged); a stop leaves theta and step."""
-        vg = jax.value_and_grad(problem.loss)
-
         def body(c):
             theta, state, k, done, conv = c
-            loss, g = vg(theta)
+            loss, g = loss_and_grad(problem, theta)
             gn = jnp.linalg.norm(ravel_pytree(g)[0])
             now_conv = gn <= self.grad_tol
             stop = now_conv | is_bad(loss, gn)

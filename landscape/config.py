@@ -134,6 +134,7 @@ class PolishConfig:
     enabled: bool = True
     tol: float = 1.0e-10
     max_iter: int = 300
+    handoff_tol: float = 1.0e-3  # flows stop here, Newton takes over; 0: flows run to flow.grad_tol (handoff.py)
 
 
 @dataclass(frozen=True)
@@ -280,6 +281,8 @@ def validate(cfg: Config) -> None:
     for key, v in positive:
         if v < 1:
             raise ConfigError(f"{key} = {v} must be >= 1")
+    if not po.handoff_tol >= 0:
+        raise ConfigError(f"polish.handoff_tol = {po.handoff_tol} must be >= 0 (0: no early hand-off); use e.g. 1e-3")
     if fl.segment_steps < 0:
         raise ConfigError(f"flow.segment_steps = {fl.segment_steps} must be >= 0 (0 runs each flow as one solve)")
     for key, v in [("init.scale", i.scale), ("flow.t_max", fl.t_max), ("flow.lr", fl.lr),
@@ -814,7 +817,7 @@ def build_init(i: InitConfig):
 
 def build_polish(po: PolishConfig) -> Polish:
     """The certification settings of a ``[polish]`` section."""
-    return Polish(po.tol, max_iter=po.max_iter, enabled=po.enabled)
+    return Polish(po.tol, max_iter=po.max_iter, enabled=po.enabled, handoff_tol=po.handoff_tol or None)
 
 
 ANALYZERS = {

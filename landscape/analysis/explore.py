@@ -27,11 +27,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..flow.init import AbstractInit, GaussianInit
-from ..flow.packing import PackStats, run_flows_packed
+from ..flow.packing import PackStats, buckets, run_flows_packed
 from ..flow.polish import polish
 from ..flow.trajectory import NONFINITE, AbstractFlow, Trajectory, status_name
 from .analyzer import AnalysisResult, Point, run_analyzers
 from .classify import Classify
+from .handoff import loosened, merge_analysis, merge_rows, padded_indices, reflow_mask
 from .hessian import HessianSpectrum
 from .symmetry.analyze import SymmetryAnalysis
 
@@ -51,6 +52,11 @@ class Polish(eqx.Module):
         tol: certification threshold on |grad L| (traced), default 1e-10.
         max_iter: polishing iterations (static), default 300.
         enabled: polish at all (static); without polishing a point certifies only if the flow already met ``tol``.
+        handoff_tol: hand the flow over to polishing at |grad L| <= handoff_tol instead of the flow's
+            ``grad_tol``; lanes where Newton does not certify a minimum at a loss no higher than the flow's end are
+            flowed again to ``grad_tol`` (:mod:`landscape.analysis.handoff`). Default 1e-3; None or 0: no early
+            hand-off (every flow runs to its ``grad_tol``).
+            It needs the ``classify`` analyzer (the ``kind`` column) and polishing; without them it is ignored.
 
     Example:
         >>> import landscape as ls
@@ -69,11 +75,13 @@ class Polish(eqx.Module):
     tol: jax.Array
     max_iter: int = eqx.field(static=True)
     enabled: bool = eqx.field(static=True)
+    handoff_tol: jax.Array
 
-    def __init__(self, tol=1.0e-10, *, max_iter: int = 300, enabled: bool = True):
+    def __init__(self, tol=1.0e-10, *, max_iter: int = 300, enabled: bool = True, handoff_tol: float | None = 1.0e-3):
         self.tol = jnp.asarray(tol, float)
         self.max_iter = int(max_iter)
         self.enabled = bool(enabled)
+        self.handoff_tol = jnp.asarray(0.0 if handoff_tol is None else handoff_tol, float)  # traced: 0 is off
 
 
 class Certified(eqx.Module):
@@ -364,6 +372,43 @@ def explore(problem, flow: AbstractFlow, *, key, n: int, init: AbstractInit | No
     theta0 = jax.block_until_ready(_initial(problem, init, keys))
     timings["init_s"] = time.perf_counter() - t0
 
+    early = _handoff_applies(flow, polish, analyzers)
+    traj, points, analysis, packing = _stages(problem, loosened(flow, polish.handoff_tol) if early else flow,
+                                              theta0, polish, analyzers, sharding, timings)
+    if early:  # lanes where Newton did not confirm the loose stop are flowed on to the flow's own grad_tol
+        redo = reflow_mask(traj.status, analysis.columns, points.loss, points.start_loss, points.certified)
+        timings["handoff_reflowed"] = int(redo.sum())
+        if redo.any():
+            idx = np.flatnonzero(redo)
+            rows = padded_indices(idx, buckets(n))
+            sub = _stages(problem, flow, _take(theta0, rows), polish, analyzers, sharding, timings)
+            traj, points = merge_rows(traj, sub[0], idx), merge_rows(points, sub[1], idx)
+            analysis = merge_analysis(analysis, sub[2], idx)
+            if packing is not None:
+                packing = PackStats(useful=packing.useful + sub[3].useful, computed=packing.computed + sub[3].computed,
+                                    segments=packing.segments + sub[3].segments,
+                                    shapes=tuple(sorted(set(packing.shapes) | set(sub[3].shapes), reverse=True)))
+                timings.update(flow_lane_steps_useful=packing.useful, flow_lane_steps_computed=packing.computed)
+    return Exploration(ids=ids, theta0=theta0, trajectory=traj, points=points, analysis=analysis, timings=timings,
+                       packing=packing)
+
+
+def _handoff_applies(flow, polish: Polish, analyzers) -> bool:
+    """Whether the early hand-off runs: asked for, looser than the flow's own tolerance, polishing on, and a
+    ``classify`` analyzer to say which points are minima."""
+    tight = getattr(flow, "grad_tol", None)
+    return (polish.enabled and tight is not None and float(polish.handoff_tol) > float(tight)
+            and any(getattr(a, "name", "") == "classify" for a in analyzers))
+
+
+def _take(tree, idx):
+    return jax.tree.map(lambda x: x[idx], tree)
+
+
+def _stages(problem, flow, theta0, polish: Polish, analyzers, sharding, timings: dict):
+    """Flow, certify and analyze a batch: (trajectory, Certified, AnalysisResult, PackStats or None). Seconds are
+    added to ``timings`` (a re-flow adds to the first pass's entries)."""
+    add = lambda name, seconds: timings.__setitem__(name, timings.get(name, 0.0) + seconds)  # noqa: E731
     t0 = time.perf_counter()
     packing = None
     if sharding is None:  # segments with the running lanes re-packed (no lockstep waste)
@@ -372,14 +417,16 @@ def explore(problem, flow: AbstractFlow, *, key, n: int, init: AbstractInit | No
     else:  # keep the batch's layout over devices: one vmapped run
         traj = _flows(problem, flow, theta0)
     traj = jax.block_until_ready(traj)
-    timings["flow_s"] = time.perf_counter() - t0
+    add("flow_s", time.perf_counter() - t0)
 
     t0 = time.perf_counter()
     points = jax.block_until_ready(certify(problem, traj.theta, polish=polish, diverged=traj.status == NONFINITE))
-    timings["polish_s"] = time.perf_counter() - t0
+    add("polish_s", time.perf_counter() - t0)
 
+    stage = {}
     analysis = run_analyzers(analyzers, problem, Point(theta=points.theta, loss=points.loss,
                                                        grad_norm=points.grad_norm, certified=points.certified,
-                                                       finite=points.finite), timings=timings)
-    return Exploration(ids=ids, theta0=theta0, trajectory=traj, points=points, analysis=analysis, timings=timings,
-                       packing=packing)
+                                                       finite=points.finite), timings=stage)
+    for name, seconds in stage.items():
+        add(name, seconds)
+    return traj, points, analysis, packing

@@ -32,7 +32,7 @@ from ..flow.polish import polish
 from ..flow.trajectory import NONFINITE, AbstractFlow, Trajectory, status_name
 from .analyzer import AnalysisResult, Point, run_analyzers
 from .classify import Classify
-from .handoff import loosened, merge_analysis, merge_rows, padded_indices, reflow_mask
+from .handoff import loosened, merge_rows, padded_indices, reflow_mask, take_rows
 from .hessian import HessianSpectrum
 from .symmetry.analyze import SymmetryAnalysis
 
@@ -373,22 +373,30 @@ def explore(problem, flow: AbstractFlow, *, key, n: int, init: AbstractInit | No
     timings["init_s"] = time.perf_counter() - t0
 
     early = _handoff_applies(flow, polish, analyzers)
-    traj, points, analysis, packing = _stages(problem, loosened(flow, polish.handoff_tol) if early else flow,
-                                              theta0, polish, analyzers, sharding, timings)
+    traj, packing = _flow_stage(problem, loosened(flow, polish.handoff_tol) if early else flow, theta0, sharding,
+                                timings)
+    points, analysis = _analysis_stages(problem, traj, polish, analyzers, timings)
     if early:  # lanes where Newton did not confirm the loose stop are flowed on to the flow's own grad_tol
         redo = reflow_mask(traj.status, analysis.columns, points.loss, points.start_loss, points.certified)
         timings["handoff_reflowed"] = int(redo.sum())
         if redo.any():
             idx = np.flatnonzero(redo)
-            rows = padded_indices(idx, buckets(n))
-            sub = _stages(problem, flow, _take(theta0, rows), polish, analyzers, sharding, timings)
-            traj, points = merge_rows(traj, sub[0], idx), merge_rows(points, sub[1], idx)
-            analysis = merge_analysis(analysis, sub[2], idx)
+            rows = padded_indices(idx, [n] if sharding is not None else buckets(n))  # shapes compiled already
+            theta0_sub = take_rows(theta0, rows)
+            if sharding is not None:
+                theta0_sub = jax.device_put(theta0_sub, sharding)
+            sub, sub_packing = _flow_stage(problem, flow, theta0_sub, sharding, timings)
+            traj = merge_rows(traj, sub, idx)
+            # certify and analyze the whole batch again: its shape is compiled already (a sub-batch shape would
+            # compile every stage anew); polishing is deterministic, so the other lanes get the same points again
+            points, analysis = _analysis_stages(problem, traj, polish, analyzers, timings)
             if packing is not None:
-                packing = PackStats(useful=packing.useful + sub[3].useful, computed=packing.computed + sub[3].computed,
-                                    segments=packing.segments + sub[3].segments,
-                                    shapes=tuple(sorted(set(packing.shapes) | set(sub[3].shapes), reverse=True)))
-                timings.update(flow_lane_steps_useful=packing.useful, flow_lane_steps_computed=packing.computed)
+                packing = PackStats(useful=packing.useful + sub_packing.useful,
+                                    computed=packing.computed + sub_packing.computed,
+                                    segments=packing.segments + sub_packing.segments,
+                                    shapes=tuple(sorted(set(packing.shapes) | set(sub_packing.shapes), reverse=True)))
+    if packing is not None:
+        timings.update(flow_lane_steps_useful=packing.useful, flow_lane_steps_computed=packing.computed)
     return Exploration(ids=ids, theta0=theta0, trajectory=traj, points=points, analysis=analysis, timings=timings,
                        packing=packing)
 
@@ -401,32 +409,32 @@ def _handoff_applies(flow, polish: Polish, analyzers) -> bool:
             and any(getattr(a, "name", "") == "classify" for a in analyzers))
 
 
-def _take(tree, idx):
-    return jax.tree.map(lambda x: x[idx], tree)
+def _add(timings: dict, name: str, seconds: float) -> None:
+    timings[name] = timings.get(name, 0.0) + seconds  # a hand-off's second pass adds to the first pass's entries
 
 
-def _stages(problem, flow, theta0, polish: Polish, analyzers, sharding, timings: dict):
-    """Flow, certify and analyze a batch: (trajectory, Certified, AnalysisResult, PackStats or None). Seconds are
-    added to ``timings`` (a re-flow adds to the first pass's entries)."""
-    add = lambda name, seconds: timings.__setitem__(name, timings.get(name, 0.0) + seconds)  # noqa: E731
+def _flow_stage(problem, flow, theta0, sharding, timings: dict):
+    """Flows of a batch: (trajectory, PackStats or None)."""
     t0 = time.perf_counter()
     packing = None
     if sharding is None:  # segments with the running lanes re-packed (no lockstep waste)
         traj, packing = run_flows_packed(problem, flow, theta0)
-        timings["flow_lane_steps_useful"], timings["flow_lane_steps_computed"] = packing.useful, packing.computed
     else:  # keep the batch's layout over devices: one vmapped run
         traj = _flows(problem, flow, theta0)
     traj = jax.block_until_ready(traj)
-    add("flow_s", time.perf_counter() - t0)
+    _add(timings, "flow_s", time.perf_counter() - t0)
+    return traj, packing
 
+
+def _analysis_stages(problem, traj, polish: Polish, analyzers, timings: dict):
+    """Certify the flows' end points and analyze them: (Certified, AnalysisResult)."""
     t0 = time.perf_counter()
     points = jax.block_until_ready(certify(problem, traj.theta, polish=polish, diverged=traj.status == NONFINITE))
-    add("polish_s", time.perf_counter() - t0)
-
+    _add(timings, "polish_s", time.perf_counter() - t0)
     stage = {}
     analysis = run_analyzers(analyzers, problem, Point(theta=points.theta, loss=points.loss,
                                                        grad_norm=points.grad_norm, certified=points.certified,
                                                        finite=points.finite), timings=stage)
     for name, seconds in stage.items():
-        add(name, seconds)
-    return traj, points, analysis, packing
+        _add(timings, name, seconds)
+    return points, analysis

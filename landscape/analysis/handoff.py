@@ -12,10 +12,12 @@ The rule (:func:`explore` with ``Polish(handoff_tol=...)``):
 1. every flow stops at |grad L| <= ``handoff_tol`` (e.g. 1e-3) instead of the flow's ``grad_tol`` (1e-6);
 2. the end points are polished, certified and analysed as usual;
 3. a lane the loose tolerance stopped (status CONVERGED) is *re-flowed* from its initialisation with the flow's own
-   ``grad_tol``, then polished and analysed again, unless Newton certified a **minimum** (``kind == "minimum"``,
-   from :class:`landscape.analysis.Classify`) at a loss **no higher** than the flow's end point (up to 1e-12
-   relative). A gradient flow only descends, so a higher loss cannot be its limit; a saddle, a degenerate point or
-   a failed polish may be a plateau the flow was still crossing.
+   ``grad_tol`` unless Newton certified a **minimum** there (``kind == "minimum"``, from
+   :class:`landscape.analysis.Classify`) at a loss **no higher** than the flow's end point (up to 1e-12 relative).
+   A gradient flow only descends, so a higher loss cannot be its limit; a saddle, a degenerate point or a failed
+   polish may be a plateau the flow was still crossing. The re-flowed lanes are padded to one of the packed flow's
+   bucket sizes; then the whole batch is certified and analysed again (its shape is compiled already, a sub-batch
+   shape would compile every stage anew; polishing is deterministic, so the other lanes do not change).
 
 Lanes that reached the tight tolerance, ran to ``t_max`` or diverged are not affected (their flows are the same with
 either tolerance). The re-flowed lanes give exactly the results of a run with the tight tolerance (same
@@ -32,9 +34,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..flow.trajectory import CONVERGED
-from .analyzer import AnalysisResult
 
-__all__ = ["LOSS_SLACK", "loosened", "reflow_mask", "padded_indices", "merge_rows", "merge_analysis"]
+__all__ = ["LOSS_SLACK", "loosened", "reflow_mask", "padded_indices", "take_rows", "merge_rows"]
 
 LOSS_SLACK = 1.0e-12
 """Relative slack when checking that polishing did not raise the loss above the flow's end (rounding only)."""
@@ -68,22 +69,19 @@ def padded_indices(idx: np.ndarray, sizes) -> np.ndarray:
     return np.concatenate([idx, np.full(size - len(idx), idx[0], idx.dtype)])
 
 
+def take_rows(tree, rows: np.ndarray):
+    """Rows ``rows`` of every leaf, on the host (numpy): an eager device gather would compile once per count."""
+    return jax.tree.map(lambda x: np.asarray(x)[rows], jax.device_get(tree))
+
+
 def merge_rows(tree, sub, idx: np.ndarray):
-    """``tree`` with rows ``idx`` replaced by the first len(idx) rows of ``sub`` (pytrees, leading axis n)."""
-    k = len(idx)
-    return jax.tree.map(lambda x, y: jnp.asarray(x).at[idx].set(jnp.asarray(y)[:k]), tree, sub)
-
-
-def merge_analysis(res: AnalysisResult, sub: AnalysisResult, idx: np.ndarray) -> AnalysisResult:
-    """:class:`AnalysisResult` with rows ``idx`` taken from the first len(idx) rows of ``sub``."""
+    """``tree`` with rows ``idx`` replaced by the first len(idx) rows of ``sub`` (pytrees, leading axis n), on the
+    host (numpy) for the same reason as :func:`take_rows`."""
     k = len(idx)
 
-    def merged(a, b):
-        a, b = np.asarray(a), np.asarray(b)
-        out = a.astype(np.result_type(a, b)) if a.dtype.kind not in "US" else a.astype(object)
-        out[idx] = b[:k]
-        return out.astype(str) if a.dtype.kind in "US" else out
+    def merged(x, y):
+        out = np.array(x)
+        out[idx] = np.asarray(y)[:k]
+        return out
 
-    columns = {name: merged(col, sub.columns[name]) for name, col in res.columns.items()}
-    arrays = {name: merged(arr, sub.arrays[name]) for name, arr in res.arrays.items()}
-    return AnalysisResult(columns=columns, arrays=arrays, status=merged(res.status, sub.status))
+    return jax.tree.map(merged, jax.device_get(tree), jax.device_get(sub))

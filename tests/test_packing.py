@@ -15,6 +15,7 @@ def test_buckets_shrink_by_four_down_to_the_minimum():
     assert buckets(1000) == [1000, 250, 63, 16]
     assert buckets(12, min_bucket=2) == [12, 3]
     assert buckets(5) == [5]
+    assert buckets(64, min_bucket=1) == [64, 16, 4, 1]
 
 
 def test_packed_segments_reproduce_one_solve_and_save_lane_steps():

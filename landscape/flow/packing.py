@@ -62,7 +62,7 @@ def buckets(n: int, *, min_bucket: int = MIN_BUCKET, shrink: int = SHRINK) -> li
         ([64, 16], [1000, 250, 63, 16], [6])
     """
     out = [n]
-    while math.ceil(out[-1] / shrink) >= min_bucket:
+    while min_bucket <= math.ceil(out[-1] / shrink) < out[-1]:  # stops at 1 too (min_bucket=1 looped forever)
         out.append(math.ceil(out[-1] / shrink))
     return out
 

@@ -18,16 +18,20 @@ def test_buckets_shrink_by_four_down_to_the_minimum():
     assert buckets(64, min_bucket=1) == [64, 16, 4, 1]
 
 
-def test_packed_segments_reproduce_one_solve_and_save_lane_steps():
-    # smooth (tanh): no ReLU kinks, so every lane converges within a few thousand steps
+def _mixed_lanes(key):
+    """A smooth (tanh, no ReLU kinks) sample problem and 12 initialisations of mixed scales: lanes that finish in a
+    few dozen steps and lanes that need hundreds."""
     problem = ls.TeacherStudent(ls.Teacher.orthonormal(d=3, width=2, activation=ls.Tanh()),
                                 ls.TwoLayer(width=2, activation=ls.Tanh()),
                                 ls.SampleLoss.gaussian(n=32, d=3, key=jax.random.key(0)))
-    n = 12
-    keys = jax.random.split(jax.random.key(1), n)
-    # mixed scales: lanes that finish in a few dozen steps and lanes that need hundreds
     scales = jnp.array([1.0, 0.3, 0.05, 1.0, 0.01, 0.5, 1.0, 0.2, 0.02, 1.0, 0.7, 0.1])
-    theta0 = jax.vmap(lambda k, s: ls.GaussianInit(s).sample(k, problem))(keys, scales)
+    keys = jax.random.split(key, len(scales))
+    return problem, jax.vmap(lambda k, s: ls.GaussianInit(s).sample(k, problem))(keys, scales)
+
+
+def test_packed_segments_reproduce_one_solve_and_save_lane_steps():
+    problem, theta0 = _mixed_lanes(jax.random.key(1))
+    n = 12
     one = ls.GradientFlow(t_max=2e3, grad_tol=1e-8, max_steps=20_000, segment_steps=0)
     seg = ls.GradientFlow(t_max=2e3, grad_tol=1e-8, max_steps=20_000, segment_steps=16)
     ref, ref_stats = run_flows_packed(problem, one, theta0)
@@ -57,13 +61,8 @@ def test_optax_segments_reproduce_the_single_loop():
     # plain gd and adam (an optimiser state beyond theta) in segments of 40 updates, lanes re-packed: every lane
     # takes exactly the updates of OptaxFlow.run, so step counts and statuses are equal and end points and
     # snapshots equal up to rounding (XLA vectorises a batch of 3 lanes differently from one of 12)
-    problem = ls.TeacherStudent(ls.Teacher.orthonormal(d=3, width=2, activation=ls.Tanh()),
-                                ls.TwoLayer(width=2, activation=ls.Tanh()),
-                                ls.SampleLoss.gaussian(n=32, d=3, key=jax.random.key(0)))
+    problem, theta0 = _mixed_lanes(jax.random.key(2))
     n = 12
-    keys = jax.random.split(jax.random.key(2), n)
-    scales = jnp.array([1.0, 0.3, 0.05, 1.0, 0.01, 0.5, 1.0, 0.2, 0.02, 1.0, 0.7, 0.1])
-    theta0 = jax.vmap(lambda k, s: ls.GaussianInit(s).sample(k, problem))(keys, scales)
     for opt, lr, steps in [(optax.sgd, 1.0, 1600), (optax.adam, 0.02, 1700)]:  # lanes stop after 580-1810 updates
         one = ls.OptaxFlow(opt, learning_rate=lr, steps=steps, grad_tol=1e-6, segment_steps=0, n_snapshots=16)
         seg = ls.OptaxFlow(opt, learning_rate=lr, steps=steps, grad_tol=1e-6, segment_steps=40, n_snapshots=16)

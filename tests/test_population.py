@@ -198,3 +198,62 @@ def test_loss_invariant_under_neuron_permutation(name, bias):
     assert float(population_loss(student, q, teacher, tp)) == pytest.approx(
         float(population_loss(student, p, teacher, tp)), rel=1e-14, abs=1e-16
     )
+
+
+# ------------------------------------------------------------------------------------ closed-form gradient
+
+CLOSED_KINDS = KINDS + ["near_parallel", "near_antiparallel", "equal_teacher"]
+
+
+def _closed_params(kind, m=5, d=D, seed=3):
+    """Points where the closed-form gradient is most at risk: the KINDS above plus angles of 1e-9 and pi - 1e-9
+    (chord lengths near 0) and a student neuron equal to a teacher neuron."""
+    if kind in KINDS:
+        return _params(kind, m=m, d=d, seed=seed)
+    p = _params("generic", m=m, d=d, seed=seed)
+    w = np.asarray(p["w"]).copy()
+    e = np.zeros(d)
+    e[-1] = 1e-9
+    if kind == "near_parallel":
+        w[1] = 2.0 * w[0] + e
+    elif kind == "near_antiparallel":
+        w[1] = -0.5 * w[0] + e
+    else:
+        w[2] = np.eye(d)[1]
+    return {"w": jnp.array(w), "a": p["a"]}
+
+
+@pytest.mark.parametrize("name", ["relu", "leaky_relu(0.2)", "leaky_relu(0)"])
+def test_closed_form_gradient_equals_autodiff(name):
+    """population_value_and_grad (what the flows use) against jax.value_and_grad of population_loss: equal to
+    rounding at every degenerate configuration, for w and a, including the relu'(0) = 0 convention at w = 0."""
+    from landscape.problem.population import population_value_and_grad
+
+    student, teacher, tp = _problem(name, m=5)
+    f = jax.jit(jax.value_and_grad(lambda p: population_loss(student, p, teacher, tp)))
+    g = jax.jit(lambda p: population_value_and_grad(student, p, teacher, tp))
+    for kind in CLOSED_KINDS:
+        p = _closed_params(kind)
+        (l0, g0), (l1, g1) = f(p), g(p)
+        assert abs(float(l0) - float(l1)) <= 1e-14 * max(1.0, abs(float(l0))), kind
+        for key in ("w", "a"):
+            assert np.all(np.isfinite(np.asarray(g1[key]))), (kind, key)
+            np.testing.assert_allclose(g1[key], g0[key], rtol=0, atol=1e-14, err_msg=f"{kind} {key}")
+
+
+def test_problem_value_and_grad_dispatch():
+    """TeacherStudent.value_and_grad: the closed form for relu (frozen output weights: only w differentiated) and
+    autodiff for an activation without kernel slopes (erf); both equal jax.value_and_grad(problem.loss)."""
+    import landscape as ls
+
+    teacher = ls.Teacher.orthonormal(d=D, width=R)
+    cases = [ls.TeacherStudent(teacher, ls.TwoLayer(width=4, activation=ls.ReLU()), output_weights="teacher"),
+             ls.TeacherStudent(teacher, ls.TwoLayer(width=4, activation=ls.ReLU())),
+             ls.TeacherStudent(teacher, ls.TwoLayer(width=4, activation=ls.Erf()))]
+    for problem in cases:
+        theta = {k: v for k, v in _closed_params("near_parallel", m=4).items() if k in problem.trainable_shapes}
+        (l0, g0), (l1, g1) = jax.value_and_grad(problem.loss)(theta), problem.value_and_grad(theta)
+        assert set(g1) == set(theta)
+        assert abs(float(l0) - float(l1)) <= 1e-14
+        for key in theta:
+            np.testing.assert_allclose(g1[key], g0[key], rtol=0, atol=1e-14)

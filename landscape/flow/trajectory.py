@@ -169,14 +169,15 @@ class AbstractFlow(eqx.Module):
 
 @eqx.filter_jit
 def loss_and_grad(problem, theta):
-    """(L(theta), grad L(theta)) for one student, as ``jax.value_and_grad(problem.loss)``.
+    """(L(theta), grad L(theta)) for one student: :meth:`landscape.TeacherStudent.value_and_grad` (the closed-form
+    gradient where the loss has one, else ``jax.value_and_grad(problem.loss)``).
 
     Jitted so that a program calling it many times (a diffrax solve evaluates the gradient in its vector field, its
     stopping event, its saves and its first-step choice) traces the loss once: the same numbers, several times less
     tracing per compilation (measured on the quickstart's packed segment: 4.2 s -> 1.5 s to trace and lower), which
     is what a run with a warm persistent compilation cache still pays.
     """
-    return jax.value_and_grad(problem.loss)(theta)
+    return problem.value_and_grad(theta)
 
 
 def summaries(problem, theta, save_params: bool = False) -> dict:

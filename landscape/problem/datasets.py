@@ -287,6 +287,10 @@ class Supervised(eqx.Module):
         pred = jax.vmap(lambda x: self.network.apply(theta, x))(self.inputs)
         return 0.5 * jnp.sum((pred - self.targets) ** 2) / self.inputs.shape[0]
 
+    def value_and_grad(self, theta):
+        """(L(theta), grad L(theta)) by autodiff (the interface :class:`landscape.TeacherStudent` offers)."""
+        return jax.value_and_grad(self.loss)(theta)
+
     def loss_accurate(self, theta):
         return self.loss(theta)
 

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from .accurate_loss import population_loss_accurate
-from .population import population_loss
+from .population import has_closed_form_gradient, population_loss, population_value_and_grad
 
 __all__ = ["AbstractLoss", "PopulationLoss", "SampleLoss"]
 
@@ -56,6 +56,11 @@ class AbstractLoss(eqx.Module):
     def accurate(self, problem, params):
         """The same value to full relative accuracy near zero (for reporting and certification)."""
         return self.value(problem, params)
+
+    def value_and_grad(self, problem, params, wrt):
+        """(value, {name: gradient for name in wrt}) in closed form, or None when this loss has none (then
+        :meth:`landscape.TeacherStudent.value_and_grad` differentiates :meth:`value` by autodiff)."""
+        return None
 
     def labelled(self, teacher) -> AbstractLoss:
         """This loss with labels filled in from ``teacher`` where it needs them (sample losses)."""
@@ -105,6 +110,12 @@ class PopulationLoss(AbstractLoss):
     def value(self, problem, params):
         return population_loss(problem.student, params, problem.teacher.network, problem.teacher.params,
                                order=self.quadrature_order)
+
+    def value_and_grad(self, problem, params, wrt):
+        student, teacher = problem.student, problem.teacher.network
+        if not has_closed_form_gradient(student, teacher):
+            return None
+        return population_value_and_grad(student, params, teacher, problem.teacher.params, wrt)
 
     def accurate(self, problem, params):
         return population_loss_accurate(problem.student, params, problem.teacher.network, problem.teacher.params,

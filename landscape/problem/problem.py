@@ -117,6 +117,16 @@ class TeacherStudent(eqx.Module):
         """
         return self.objective.value(self, self.full_params(theta))
 
+    def value_and_grad(self, theta):
+        """(L(theta), grad L(theta)) for one student, like ``jax.value_and_grad(self.loss)(theta)``.
+
+        In closed form where the loss has one (:meth:`AbstractLoss.value_and_grad`: the population loss of relu and
+        leaky relu nets without biases, about 2x faster than reverse mode), else by autodiff. Gradient flows and
+        optimisers use this; certification and Hessians differentiate :meth:`loss` itself.
+        """
+        closed = self.objective.value_and_grad(self, self.full_params(theta), tuple(theta))
+        return jax.value_and_grad(self.loss)(theta) if closed is None else closed
+
     def loss_accurate(self, theta):
         """The loss to full relative accuracy near zero (population: residual form; sample: the mean itself)."""
         return self.objective.accurate(self, self.full_params(theta))

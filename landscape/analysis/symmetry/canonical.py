@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from .groups import canonical_sign_vector, neuron_matrix
 
@@ -99,6 +98,7 @@ def distance_mod_symmetry(params1, params2, activation) -> tuple[float, np.ndarr
     cost = np.sum((p1[:, None, :] - p2[None, :, :]) ** 2, axis=-1)
     if activation.odd:
         cost = np.minimum(cost, np.sum((p1[:, None, :] + p2[None, :, :]) ** 2, axis=-1))
+    from scipy.optimize import linear_sum_assignment  # lazy: importing scipy.optimize costs ~0.4 s
     rows, cols = linear_sum_assignment(cost)
     assign = np.full(len(n1), -1, int)
     for i, j in zip(rows, cols, strict=True):

@@ -26,7 +26,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from .canonical import rounded_key, short_hash
 from .reduce import Reduction, Tolerances, reduce_two_layer
@@ -64,6 +63,7 @@ def match_teacher(red: Reduction, teacher: Reduction | None) -> tuple[tuple, flo
     s = np.concatenate([red.u_hat, red.A[:, None]], axis=1)
     t = np.concatenate([teacher.u_hat, teacher.A[:, None]], axis=1)
     cost = np.linalg.norm(s[:, None, :] - t[None, :, :], axis=-1) / np.maximum(1.0, np.linalg.norm(t, axis=1))[None]
+    from scipy.optimize import linear_sum_assignment  # lazy: importing scipy.optimize costs ~0.4 s
     rows, cols = linear_sum_assignment(cost)
     out = [-1] * red.r
     for i, j in zip(rows, cols, strict=True):

@@ -49,6 +49,7 @@ def main(argv=None) -> int:
     ap.add_argument("--d", type=int, default=None, help="census case: orthonormal teacher, k = d students")
     ap.add_argument("--handoff", type=float, nargs="+", default=[0.0, 1e-3])
     args = ap.parse_args(argv)
+    ls.use_cpu_cores()  # as `landscape run` does: the flows' lanes split over the cores
     if not args.config.is_file():
         print(f"error: config {args.config} not found", file=sys.stderr)
         return 2

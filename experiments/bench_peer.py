@@ -10,7 +10,9 @@ landscape runs :func:`landscape.explore` with ``OptaxFlow(optax.sgd, learning_ra
 grad_tol=0)`` (no early stop: every lane takes all STEPS steps, as the peer does), polishing off and the analyzers
 reduced to :class:`landscape.HessianSpectrum`: the same work. Two landscape variants are timed: ``cold`` (no
 persistent compilation cache: everything compiles in the process) and ``warm`` (the cache filled by an earlier
-run, as on a researcher's second run). ``--full`` adds the whole default pipeline as a third variant (Newton
+run, as on a researcher's second run), both with the CPU's cores as devices the lanes spread over
+(:func:`landscape.use_cpu_cores`, as ``landscape run`` does), and ``warm 1 dev`` without (one device, XLA's
+threads inside each operation). ``--full`` adds the whole default pipeline as a third variant (Newton
 polishing to |grad| <= 1e-10, symmetry analysis, classification): more work than the peer does, for reference.
 
 The peer needs ``torch`` (CPU wheel), kept out of the project's dependencies: pass ``--peer-python`` pointing at
@@ -39,8 +41,11 @@ t_start = time.perf_counter()
 import jax, optax
 import landscape as ls
 d, count, steps, mode, cache = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+cores = sys.argv[6] if len(sys.argv) > 6 else "all"
 if cache != "off":
     ls.enable_compile_cache(cache)
+if cores != "1":
+    ls.use_cpu_cores()
 problem = ls.TeacherStudent(ls.Teacher.orthonormal(d=d, width=d), ls.TwoLayer(width=d, activation=ls.ReLU()),
                             ls.PopulationLoss(), output_weights="teacher")  # output weights frozen to one
 flow = ls.OptaxFlow(optax.sgd, learning_rate=5.0 / d, steps=steps, grad_tol=0.0)
@@ -80,11 +85,13 @@ def main(argv=None) -> int:
         "peer": [args.peer_python, str(PEER), "batched", *sizes],
         "landscape cold": [sys.executable, str(child), *sizes, "equal", "off"],
         "landscape warm": [sys.executable, str(child), *sizes, "equal", cache],
+        "landscape warm 1 dev": [sys.executable, str(child), *sizes, "equal", cache, "1"],
     }
     if args.full:
         variants["landscape full (warm)"] = [sys.executable, str(child), *sizes, "full", cache]
     print(f"d={args.d} count={args.count} steps={args.steps} lr=5/d float64, whole processes, {args.rounds} rounds")
-    for name in ("landscape warm", "landscape full (warm)"):  # fill the compilation cache once (not timed)
+    warmup = ("landscape warm", "landscape warm 1 dev", "landscape full (warm)")
+    for name in warmup:  # fill the compilation cache once (not timed)
         if name in variants:
             subprocess.run(variants[name], capture_output=True, text=True, env=env, check=True)
     walls: dict[str, list[float]] = {name: [] for name in variants}

@@ -50,10 +50,11 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="t_max 200 instead of 2000")
     ap.add_argument("--cache", default=None, help="persistent compilation cache directory (default: off)")
     args = ap.parse_args(argv)
-
     import jax
 
     import landscape as ls
+
+    ls.use_cpu_cores()  # as `landscape run` does: the flows' lanes split over the cores
 
     if args.cache:
         ls.enable_compile_cache(args.cache)

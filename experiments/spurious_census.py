@@ -237,6 +237,7 @@ def main(argv=None) -> int:
                     help="follow the families stored in OUT (census.json, families.npz); write OUT/followed.json")
     ap.add_argument("--quick", action="store_true", help="d = 5, 6, 64 initialisations, gradient flow, follow to 9")
     args = ap.parse_args(argv)
+    ls.use_cpu_cores()  # as `landscape run` does: the flows' lanes split over the cores
     try:
         census, base = read_config(Path(args.config))
     except ConfigError as e:

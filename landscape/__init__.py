@@ -17,7 +17,8 @@ The public API, objects in and result pytrees out::
 - the pipeline: :func:`explore`, :func:`certify` with :class:`Polish`, the classification rule :func:`classify`;
 - analyzers: :class:`AbstractAnalyzer` (write your own), :class:`HessianSpectrum`, :class:`SymmetryAnalysis`,
   :class:`Classify`, :func:`default_analyzers`, :func:`run_analyzers`;
-- :mod:`landscape.plot`: figures from a result; :func:`enable_compile_cache`: JAX's persistent compilation cache.
+- :mod:`landscape.plot`: figures from a result; :func:`enable_compile_cache`: JAX's persistent compilation cache;
+  :func:`use_cpu_cores`: a CPU's cores as devices the lanes of a batch spread over.
 
 Layers (no import runs back up; checked by import-linter): problem -> flow -> analysis -> config -> grid -> store
 -> sweep -> report -> cli. Critical-point claims are made in float64: importing landscape enables
@@ -49,6 +50,7 @@ from .flow import (  # noqa: E402
     Trajectory,
     polish,
     run_flow,
+    use_cpu_cores,
 )
 from .problem import (  # noqa: E402
     MLP,
@@ -94,7 +96,7 @@ __all__ = [
     # figures
     "plot",
     # runtime
-    "enable_compile_cache",
+    "enable_compile_cache", "use_cpu_cores",
 ]
 
 

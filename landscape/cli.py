@@ -104,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         from .store.compile_cache import enable_compile_cache
 
         enable_compile_cache()
+    from .flow.lanes import use_cpu_cores
+
+    use_cpu_cores()  # before any computation: the batch's lanes spread over the cores (flow.lanes)
     try:
         return int(args.func(args) or 0)
     except (ConfigError, UserError, FileNotFoundError) as e:

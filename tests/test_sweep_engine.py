@@ -121,8 +121,7 @@ import sys
 import jax
 import landscape.sweep.executors as ex
 assert jax.local_device_count() == 2, jax.devices()
-sharding = ex.batch_sharding()
-assert sharding is not None and sharding.mesh.shape == {{"batch": 2}}
+assert ex.batch_sharding() is None  # CPU devices: the flows' lanes split over them, polishing stays on one
 from landscape.cli import main
 sys.exit(main(["run", {config!r}, "--out", {out!r}, "--chunk-size", "3"]))
 """
@@ -130,7 +129,7 @@ sys.exit(main(["run", {config!r}, "--out", {out!r}, "--chunk-size", "3"]))
 
 @pytest.mark.skipif("sharding" not in inspect.signature(run_chunk).parameters,
                     reason="landscape.sweep.execute.run_chunk has no sharding= argument yet")
-def test_two_host_devices_shard_chunks_and_give_the_same_table(config, local_run, tmp_path):
+def test_two_host_devices_split_the_lanes_and_give_the_same_table(config, local_run, tmp_path):
     out = tmp_path / "sharded"
     script = tmp_path / "sharded.py"
     script.write_text(SHARDED.format(config=str(config), out=str(out)))
@@ -138,7 +137,7 @@ def test_two_host_devices_shard_chunks_and_give_the_same_table(config, local_run
     res = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, timeout=300)
     assert res.returncode == 0, res.stderr.decode()[-3000:]
     man = load_manifest(out)
-    assert man["runs"][0]["devices"] == 2 and man["runs"][0]["sharded"] is True
+    assert man["runs"][0]["devices"] == 2 and man["runs"][0]["sharded"] is False
     assert man["chunk_size"] == 4  # rounded up to a multiple of the device count
     a, b = load_points(out), load_points(local_run)
     pd.testing.assert_frame_equal(a.drop(columns=a.select_dtypes("number").columns),

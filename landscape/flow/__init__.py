@@ -14,6 +14,7 @@ import jax
 
 from .gradient_flow import GradientFlow
 from .init import AbstractInit, GaussianInit, OrthogonalInit, SphereInit, init_batch, init_params
+from .lanes import lane_devices, lanes_map, use_cpu_cores
 from .optimizers import OptaxFlow
 from .packing import PackStats, run_flows_packed
 from .polish import PolishResult, polish, polish_batch
@@ -34,6 +35,9 @@ from .trajectory import (
 )
 
 __all__ = [
+    "lanes_map",
+    "lane_devices",
+    "use_cpu_cores",
     "PackStats",
     "run_flows_packed",
     "AbstractFlow",

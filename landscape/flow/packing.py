@@ -9,7 +9,9 @@ after each segment the finished lanes leave and the running ones are gathered in
 one: batch sizes are the *buckets* n, n / 4, n / 16, ...
 (each at least ``min_bucket``), padded by repeating a running lane, so a chunk compiles at most a few shapes and
 each is reused by every later chunk of the same size (and by later runs, with the persistent compilation cache).
-The host sees one status vector per segment, not per step.
+The host sees one status vector per segment, not per step. Each segment spreads its lanes over the local devices
+(:func:`landscape.flow.lanes.lanes_map`; the smaller buckets are rounded up to a multiple of their number); the
+finished trajectories come back on one device, as polishing needs (see :mod:`landscape.flow.lanes`).
 
 Flows without segments (``segment_steps=0``, or a flow without ``start``/``advance``) run as one
 ``jit(vmap(flow.run))``.
@@ -27,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .lanes import lane_devices, lanes_map, unshard
 from .trajectory import RUNNING, AbstractFlow, Trajectory
 
 __all__ = ["PackStats", "run_flows_packed", "buckets"]
@@ -69,12 +72,12 @@ def buckets(n: int, *, min_bucket: int = MIN_BUCKET, shrink: int = SHRINK) -> li
 
 @eqx.filter_jit
 def _start(problem, flow, theta0):
-    return jax.vmap(lambda t: flow.start(problem, t))(theta0)
+    return lanes_map(lambda t: flow.start(problem, t), theta0)
 
 
 @eqx.filter_jit
 def _advance(problem, flow, state):
-    return jax.vmap(lambda s: flow.advance(problem, s))(state)
+    return lanes_map(lambda s: flow.advance(problem, s), state)
 
 
 @jax.jit
@@ -89,7 +92,7 @@ def _scatter(state, new, idx):
 
 @eqx.filter_jit
 def _run(problem, flow, theta0):
-    return jax.vmap(lambda t: flow.run(problem, t))(theta0)
+    return lanes_map(lambda t: flow.run(problem, t), theta0)
 
 
 def run_flows_packed(problem, flow: AbstractFlow, theta0_batch, *, min_bucket: int = MIN_BUCKET
@@ -118,8 +121,9 @@ def run_flows_packed(problem, flow: AbstractFlow, theta0_batch, *, min_bucket: i
     if int(getattr(flow, "segment_steps", 0)) <= 0 or not hasattr(flow, "advance"):
         traj = _run(problem, flow, theta0_batch)
         steps = np.asarray(traj.n_steps)
-        return traj, PackStats(int(steps.sum()), int(n * steps.max(initial=0)), 1, (n,))
-    sizes = buckets(n, min_bucket=min_bucket)
+        return unshard(traj), PackStats(int(steps.sum()), int(n * steps.max(initial=0)), 1, (n,))
+    devices = lane_devices()  # smaller buckets are multiples of it, so that they too spread over the devices
+    sizes = sorted({n} | {min(n, -(-b // devices) * devices) for b in buckets(n, min_bucket=min_bucket)}, reverse=True)
     state = _start(problem, flow, theta0_batch)
     active = np.arange(n)
     useful = computed = segments = 0
@@ -145,4 +149,4 @@ def run_flows_packed(problem, flow: AbstractFlow, theta0_batch, *, min_bucket: i
         computed += int(size * done.max(initial=0))
         segments += 1
         active = active[status[:k] == RUNNING]
-    return state.trajectory, PackStats(useful, computed, segments, tuple(used))
+    return unshard(state.trajectory), PackStats(useful, computed, segments, tuple(used))

@@ -3,9 +3,10 @@
 An executor maps tasks ``(chunk, config)`` to ``(chunk, ChunkResult)`` pairs, yielded as they finish (in any order);
 the runner alone writes results, so storage has one writer whatever the executor.
 
-- :class:`LocalExecutor` runs chunks one after the other in this process. With several devices (GPUs, or CPU
-  devices from ``XLA_FLAGS=--xla_force_host_platform_device_count=N``) it shards each chunk's batch axis over a
-  1-D mesh ``("batch",)`` with :class:`jax.sharding.NamedSharding`; the chunk size is a multiple of the device count.
+- :class:`LocalExecutor` runs chunks one after the other in this process. With several GPUs it shards each
+  chunk's batch axis over a 1-D mesh ``("batch",)`` with :class:`jax.sharding.NamedSharding`; with several CPU
+  devices (:func:`landscape.use_cpu_cores`, which ``landscape run`` calls) the flows' lanes spread over them
+  (:mod:`landscape.flow.lanes`) and polishing runs on one. The chunk size is a multiple of the device count.
 - :class:`RayExecutor` submits chunks as Ray tasks (one GPU each when the cluster has GPUs, else one CPU each) to
   an existing cluster (``address``) or a local Ray instance, keeping a bounded number in flight. Ray is optional
   (``pip install 'landscape[ray]'``). Each worker process caches problems and compilations between its tasks.
@@ -30,9 +31,14 @@ def device_count() -> int:
 
 
 def batch_sharding():
-    """A NamedSharding of axis 0 over all local devices (1-D mesh ``("batch",)``), or None with one device."""
+    """A NamedSharding of axis 0 over all local accelerators (1-D mesh ``("batch",)``), or None.
+
+    None with one device, and with CPU devices: there the flows' lanes spread over the devices inside
+    :func:`landscape.flow.packing.run_flows_packed` (:mod:`landscape.flow.lanes`), and polishing must stay on one
+    device (jaxlib's batched LAPACK hangs when every CPU device runs it at once).
+    """
     devices = jax.local_devices()
-    if len(devices) < 2:
+    if len(devices) < 2 or devices[0].platform == "cpu":
         return None
     mesh = jax.sharding.Mesh(np.array(devices), ("batch",))
     return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch"))

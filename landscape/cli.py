@@ -106,7 +106,11 @@ def main(argv: list[str] | None = None) -> int:
         enable_compile_cache()
     from .flow.lanes import use_cpu_cores
 
-    use_cpu_cores()  # before any computation: the batch's lanes spread over the cores (flow.lanes)
+    try:
+        use_cpu_cores()  # before any computation: the batch's lanes spread over the cores (flow.lanes)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     try:
         return int(args.func(args) or 0)
     except (ConfigError, UserError, FileNotFoundError) as e:

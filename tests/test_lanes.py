@@ -4,6 +4,7 @@ the device count at start-up) the flows split across them, agree with one device
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -35,6 +36,17 @@ def test_calls_lapack_finds_eigh_inside_loops_conditionals_and_derivatives():
     assert not calls_lapack(plain, x)
     assert calls_lapack(in_loop, x) and calls_lapack(in_cond, x) and calls_lapack(in_grad, x)
     assert not calls_lapack(lambda v: jnp.linalg.norm(v), x)
+
+
+def test_a_bad_device_count_is_one_line_and_exit_2(monkeypatch, capsys, tmp_path):
+    from landscape.cli import main
+
+    monkeypatch.setenv("LANDSCAPE_CPU_DEVICES", "two")
+    config = Path(__file__).resolve().parents[1] / "configs" / "quickstart.toml"
+    assert main(["run", str(config), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "LANDSCAPE_CPU_DEVICES = 'two' must be a positive integer" in err[0]
+    assert not (tmp_path / "out").exists()
 
 
 TWO_DEVICES = r"""

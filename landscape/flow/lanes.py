@@ -134,17 +134,21 @@ def use_cpu_cores(n: int | None = None) -> int:
 
     Must run before JAX's backend starts (before the first array is made); once it has started this changes
     nothing. A device count already asked for (``XLA_FLAGS=--xla_force_host_platform_device_count=N``) is kept.
-    Returns the number of CPU devices in effect (or asked for, when the backend has yet to start).
+    Returns the number of CPU devices in effect (or asked for, when the backend has yet to start). Raises
+    ``ValueError`` when ``$LANDSCAPE_CPU_DEVICES`` is not a positive integer.
     """
     from jax._src import xla_bridge  # no public test for "backend started"; the setting itself is public
 
+    env = os.environ.get("LANDSCAPE_CPU_DEVICES", "").strip()
+    if env and not (env.isdigit() and int(env) >= 1):
+        raise ValueError(f"LANDSCAPE_CPU_DEVICES = {env!r} must be a positive integer (1: one CPU device, no "
+                         "split); unset it to use every core")
     if xla_bridge.backends_are_initialized():
         return jax.local_device_count("cpu")
     forced = re.search(r"--xla_force_host_platform_device_count=(\d+)", os.environ.get("XLA_FLAGS", ""))
     if forced:
         return int(forced.group(1))
-    env = os.environ.get("LANDSCAPE_CPU_DEVICES")
     if n is None:
-        n = int(env) if env and env.strip().isdigit() else available_cores()
+        n = int(env) if env else available_cores()
     jax.config.update("jax_num_cpu_devices", max(1, int(n)))
     return max(1, int(n))

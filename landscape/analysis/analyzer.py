@@ -39,6 +39,8 @@ import equinox as eqx
 import jax
 import numpy as np
 
+from ..flow.programs import persistent_jit
+
 __all__ = ["AbstractAnalyzer", "Point", "AnalysisResult", "run_analyzers", "fill_value"]
 
 
@@ -171,12 +173,12 @@ def _take(tree, idx):
     return jax.tree.map(lambda x: x[idx], tree)
 
 
-@eqx.filter_jit
+@persistent_jit
 def _vmapped(analyzer, problem, points, previous):
     return jax.vmap(lambda p, prev: analyzer(problem, p, prev))(points, previous)
 
 
-@eqx.filter_jit
+@persistent_jit
 def _single(analyzer, problem, point, previous):
     return analyzer(problem, point, previous)
 
@@ -191,17 +193,18 @@ def _check_unique(analyzers) -> None:
 def _run_jittable(analyzer, problem, points: Point, previous: dict, sel: np.ndarray, n: int, status: list):
     """Outputs of a jittable analyzer on the points ``sel`` (host arrays, fill values elsewhere)."""
     sub_points, sub_prev = _take(points, sel), _take(previous, sel)
+    if sel.size:
+        try:
+            res = jax.device_get(_vmapped(analyzer, problem, sub_points, sub_prev))
+            out = {k: np.full((n, *v.shape[1:]), fill_value(v.dtype), dtype=v.dtype) for k, v in res.items()}
+            for k, v in res.items():
+                out[k][sel] = v
+            return out
+        except Exception:  # noqa: BLE001  (retry point by point so that only the failing point is marked)
+            pass
+    # the output shapes without running it (a second trace: only for an empty selection or a failed batch)
     shapes = jax.eval_shape(lambda p, q: jax.vmap(lambda a, b: analyzer(problem, a, b))(p, q), sub_points, sub_prev)
     out = {k: np.full((n, *s.shape[1:]), fill_value(s.dtype), dtype=s.dtype) for k, s in shapes.items()}
-    if sel.size == 0:
-        return out
-    try:
-        res = jax.device_get(_vmapped(analyzer, problem, sub_points, sub_prev))
-        for k, v in res.items():
-            out[k][sel] = v
-        return out
-    except Exception:  # noqa: BLE001  (retry point by point so that only the failing point is marked)
-        pass
     for i in sel:
         try:
             res = jax.device_get(_single(analyzer, problem, _take(points, i), _take(previous, i)))

@@ -29,6 +29,7 @@ import numpy as np
 from ..flow.init import AbstractInit, GaussianInit
 from ..flow.packing import PackStats, buckets, run_flows_packed
 from ..flow.polish import polish
+from ..flow.programs import persistent_jit
 from ..flow.trajectory import NONFINITE, AbstractFlow, Trajectory, status_name
 from .analyzer import AnalysisResult, Point, run_analyzers
 from .classify import Classify
@@ -128,7 +129,7 @@ def grad_norm(problem, theta):
     return value, jnp.sqrt(sum(jnp.sum(x**2) for x in jax.tree.leaves(g)))
 
 
-@eqx.filter_jit
+@persistent_jit
 def _certify(problem, thetas, settings: Polish, diverged):
     start_loss, start_gn = jax.vmap(lambda t: grad_norm(problem, t))(thetas)
     if settings.enabled:
@@ -203,12 +204,12 @@ def default_analyzers(*, zero_tol=1.0e-7, global_loss_tol=1.0e-20) -> tuple:
             Classify(zero_tol=zero_tol, global_loss_tol=global_loss_tol))
 
 
-@eqx.filter_jit
+@persistent_jit
 def _initial(problem, init: AbstractInit, keys):
     return jax.vmap(lambda k: init.sample(k, problem))(keys)
 
 
-@eqx.filter_jit
+@persistent_jit
 def _flows(problem, flow: AbstractFlow, theta0):
     return jax.vmap(lambda t: flow.run(problem, t))(theta0)
 

@@ -24,12 +24,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .lanes import lane_devices, lanes_map, unshard
+from .programs import persistent_jit
 from .trajectory import RUNNING, AbstractFlow, Trajectory
 
 __all__ = ["PackStats", "run_flows_packed", "buckets"]
@@ -70,12 +70,12 @@ def buckets(n: int, *, min_bucket: int = MIN_BUCKET, shrink: int = SHRINK) -> li
     return out
 
 
-@eqx.filter_jit
+@persistent_jit
 def _start(problem, flow, theta0):
     return lanes_map(lambda t: flow.start(problem, t), theta0)
 
 
-@eqx.filter_jit
+@persistent_jit
 def _advance(problem, flow, state):
     return lanes_map(lambda s: flow.advance(problem, s), state)
 
@@ -90,7 +90,7 @@ def _scatter(state, new, idx):
     return jax.tree.map(lambda full, part: full.at[idx].set(part), state, new)
 
 
-@eqx.filter_jit
+@persistent_jit
 def _run(problem, flow, theta0):
     return lanes_map(lambda t: flow.run(problem, t), theta0)
 

@@ -1,0 +1,179 @@
+"""Programs kept across processes (landscape.flow.programs): the key pins the program down, a kept program gives
+the numbers of ``filter_jit`` bit for bit, and whatever cannot be described or exported is traced as before."""
+
+import dataclasses
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import landscape as ls
+from landscape.analysis.explore import Certified
+from landscape.flow import programs
+from landscape.flow.programs import Undescribable, describe, persistent_jit
+
+
+@dataclasses.dataclass(frozen=True)
+class Foreign:  # defined outside the package: its source is not in the key
+    x: float = 1.0
+
+
+def test_arrays_are_described_by_shape_and_dtype_statics_by_exact_value():
+    a, b = jnp.zeros((2, 3)), jnp.ones((2, 3))
+    assert describe({"w": a}) == describe({"w": b})
+    assert describe({"w": a}) != describe({"w": jnp.zeros((3, 2))}) != describe({"w": a.astype(jnp.float32)})
+    assert describe(1.0) != describe(1.0 + 2**-52) and describe(1) != describe(1.0) != describe(True)
+    assert describe({"b": 1, "a": 2}) == describe({"a": 2, "b": 1})
+    assert describe(ls.GradientFlow(segment_steps=32)) != describe(ls.GradientFlow(segment_steps=64))
+    assert describe(ls.Polish(tol=1e-10)) == describe(ls.Polish(tol=1e-11)), "hyperparameters are traced"
+    assert describe(ls.Polish(max_iter=30)) != describe(ls.Polish(max_iter=31))
+    assert describe(ls.ReLU()) != describe(ls.Tanh())
+
+
+def test_functions_are_described_by_code_and_closure():
+    def make(c, k=1):
+        f = (lambda x: x * c) if k == 1 else (lambda x: x * c * c)
+        f.__module__ = "landscape.flow"  # as if the package had made it
+        return f
+
+    assert describe(make(2.0)) == describe(make(2.0)) != describe(make(3.0))
+    assert describe(make(2.0)) != describe(make(2.0, k=2)), "same name, other code"
+    assert describe(programs.describe) == describe(programs.describe)
+
+
+def _foreign_function(x):  # a test module's function: not the package's source
+    return x
+
+
+@pytest.mark.parametrize("value", [Foreign(), object(), _foreign_function, {"f": Foreign}, np.random.default_rng()])
+def test_what_the_key_cannot_pin_down_is_undescribable(value):
+    with pytest.raises(Undescribable):
+        describe(value)
+
+
+def test_tracers_are_undescribable():
+    seen = []
+
+    def f(x):
+        try:
+            describe(x)
+        except Undescribable:
+            seen.append(True)
+        return x
+
+    jax.jit(f)(1.0)
+    assert seen == [True]
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setattr(programs, "programs_dir", lambda: tmp_path)
+    return tmp_path
+
+
+def _problem():
+    return ls.TeacherStudent(ls.Teacher.orthonormal(d=3, width=2), ls.TwoLayer(width=2))
+
+
+def _thetas(n=4):
+    w = 0.5 * jax.random.normal(jax.random.key(1), (n, 2, 3))
+    return {"w": w.at[0, 1].set(w[0, 0]).at[1, 1].set(0.0), "a": jnp.ones((n, 2))}  # coincident and zero neurons
+
+
+def _body(traces):
+    def certify_like(problem, thetas, settings, count):
+        traces.append(1)
+        loss, g = jax.vmap(jax.value_and_grad(problem.loss))(thetas)
+        gn = jnp.sqrt(sum(jnp.sum(x**2, axis=tuple(range(1, x.ndim))) for x in jax.tree.leaves(g)))
+        n = loss.shape[0]
+        return Certified(theta=thetas, loss=loss, grad_norm=gn, certified=gn <= settings.tol,
+                         finite=jnp.isfinite(loss), n_iter=jnp.full(n, count, jnp.int32), start_loss=loss,
+                         start_grad_norm=gn, stop=jnp.zeros(n, jnp.int32)), ("static", count)
+
+    return certify_like
+
+
+def _same(a, b):
+    la, ta = jax.tree.flatten(a)
+    lb, tb = jax.tree.flatten(b)
+    assert ta == tb
+    for x, y in zip(la, lb, strict=True):
+        if eqx.is_array(x):
+            assert np.array_equal(np.asarray(x), np.asarray(y), equal_nan=True) and x.dtype == y.dtype
+        else:
+            assert x == y
+
+
+def test_a_kept_program_is_loaded_not_traced_and_gives_filter_jit_bit_for_bit(cache):
+    traces = []
+    fun = _body(traces)
+    args = (_problem(), _thetas(), ls.Polish(tol=1e-6), 7)
+    first = persistent_jit(fun)(*args)
+    assert len(traces) == 1 and len(list(cache.glob("*.program"))) == 1
+    again = persistent_jit(fun)  # a fresh wrapper: as in a new process, nothing in memory
+    second = again(*args)
+    assert len(traces) == 1, "read from disk, not traced"
+    again(*args)
+    assert len(traces) == 1 and len(list(cache.glob("*.program"))) == 1, "in memory after the first call"
+    reference = eqx.filter_jit(fun)(*args)
+    _same(first, reference)
+    _same(second, reference)
+    assert second[1] == ("static", 7) and isinstance(second[0], Certified)
+
+
+def test_a_new_static_value_or_shape_is_a_new_program(cache):
+    traces = []
+    fun = persistent_jit(_body(traces))
+    fun(_problem(), _thetas(), ls.Polish(tol=1e-6), 7)
+    fun(_problem(), _thetas(), ls.Polish(tol=1e-6), 8)
+    fun(_problem(), _thetas(), ls.Polish(tol=1e-6, max_iter=3), 7)
+    out = fun(_problem(), _thetas(6), ls.Polish(tol=1e-6), 7)
+    assert len(traces) == 4 and len(list(cache.glob("*.program"))) == 4
+    fun(_problem(), _thetas(), ls.Polish(tol=1e-7), 7)
+    assert len(traces) == 4, "a traced hyperparameter: the same program"
+    assert out[0].loss.shape == (6,) and out[1] == ("static", 7)
+
+
+def test_a_damaged_file_is_traced_again_and_replaced(cache):
+    traces = []
+    args = (_problem(), _thetas(), ls.Polish(tol=1e-6), 7)
+    reference = persistent_jit(_body(traces))(*args)
+    (path,) = cache.glob("*.program")
+    path.write_bytes(b"not a program")
+    _same(persistent_jit(_body(traces))(*args), reference)
+    assert len(traces) == 2 and path.read_bytes() != b"not a program"
+    _same(persistent_jit(_body(traces))(*args), reference)
+    assert len(traces) == 2, "the replacement is read"
+
+
+def test_undescribable_arguments_and_a_switched_off_cache_take_the_filter_jit_path(cache, monkeypatch):
+    traces = []
+
+    def f(x, foreign):
+        traces.append(1)
+        return x * foreign.x
+
+    assert float(persistent_jit(f)(jnp.float64(2.0), Foreign(3.0))) == 6.0
+    assert not list(cache.glob("*.program"))
+    monkeypatch.setattr(programs, "programs_dir", lambda: None)
+    assert float(persistent_jit(f)(jnp.float64(2.0), Foreign(3.0))) == 6.0
+    assert not list(cache.glob("*.program"))
+
+
+def test_a_program_jax_cannot_export_is_traced_as_usual(cache):
+    def f(x):
+        jax.debug.callback(lambda v: None, x)  # host callbacks do not serialize
+        return 2 * x
+
+    assert float(persistent_jit(f)(jnp.float64(2.0))) == 4.0
+    assert not list(cache.glob("*.program"))
+
+
+def test_errors_of_the_function_itself_are_raised_unchanged(cache):
+    def f(x):
+        return x @ x  # a vector times itself: fine; a scalar: JAX's ValueError
+
+    with pytest.raises(ValueError, match="matmul input operand 0"):
+        persistent_jit(f)(jnp.float64(2.0))

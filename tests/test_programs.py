@@ -177,3 +177,38 @@ def test_errors_of_the_function_itself_are_raised_unchanged(cache):
 
     with pytest.raises(ValueError, match="matmul input operand 0"):
         persistent_jit(f)(jnp.float64(2.0))
+
+
+SPREAD_CHILD = """
+import sys, jax
+jax.config.update("jax_num_cpu_devices", 2)
+import jax.numpy as jnp, numpy as np, equinox as eqx, landscape as ls
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from landscape.flow.programs import persistent_jit
+ls.enable_compile_cache(sys.argv[1])
+traces = []
+def f(problem, x):
+    traces.append(1)
+    return jax.vmap(problem.loss)(x)
+problem = ls.TeacherStudent(ls.Teacher.orthonormal(d=3, width=2), ls.TwoLayer(width=2))
+x = {"w": jax.random.normal(jax.random.key(0), (8, 2, 3)), "a": jnp.ones((8, 2))}
+spread = jax.device_put(x, NamedSharding(Mesh(np.asarray(jax.devices()), ("b",)), PartitionSpec("b")))
+out, one = persistent_jit(f)(problem, spread), persistent_jit(f)(problem, x)
+kept = len(traces)
+ref = eqx.filter_jit(f)(problem, x)
+print(kept, len(out.sharding.device_set), np.array_equal(out, ref), np.array_equal(one, ref))
+"""
+
+
+def test_a_batch_spread_over_devices_is_a_program_partitioned_for_them(tmp_path):
+    # two CPU devices in a child process: a program traced for a spread batch keeps its partitioning, and the
+    # same batch on one device is another program; the second process traces neither
+    import os
+    import subprocess
+    import sys
+
+    run = lambda: subprocess.run([sys.executable, "-c", SPREAD_CHILD, str(tmp_path)], capture_output=True,  # noqa: E731
+                                 text=True, check=True, timeout=120,
+                                 env={**os.environ, "JAX_PLATFORMS": "cpu"}).stdout.split()
+    assert run() == ["2", "2", "True", "True"]
+    assert run() == ["0", "2", "True", "True"]

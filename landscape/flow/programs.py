@@ -98,12 +98,12 @@ def describe(x):
     Example:
         >>> import jax.numpy as jnp
         >>> describe({"a": jnp.zeros((2, 3)), "b": 1.5})
-        ('dict', (('a', ('array', (2, 3), 'float64', False)), ('b', ('float', '1.5'))))
+        ('dict', (('a', ('array', (2, 3), 'float64', False, None)), ('b', ('float', '1.5'))))
     """
     if isinstance(x, jax.core.Tracer):
         raise Undescribable("a tracer: called inside another trace")
     if eqx.is_array(x):
-        return ("array", tuple(x.shape), str(x.dtype), bool(getattr(x, "weak_type", False)))
+        return ("array", tuple(x.shape), str(x.dtype), bool(getattr(x, "weak_type", False)), _sharding(x))
     if x is None or type(x) in (bool, int, float, complex, str, bytes):
         return (type(x).__name__, repr(x))  # repr is exact for floats
     if isinstance(x, np.generic):
@@ -131,6 +131,24 @@ def describe(x):
     if isinstance(x, tuple) and hasattr(type(x), "_fields"):  # a NamedTuple of ours
         return ("namedtuple", _type_name(type(x)), tuple(describe(v) for v in x))
     raise Undescribable(f"cannot describe a {type(x).__module__}.{type(x).__qualname__}")
+
+
+def _spread(x) -> bool:
+    """Whether ``x`` is a jax array split or replicated over several devices."""
+    return isinstance(x, jax.Array) and len(x.sharding.device_set) > 1
+
+
+def _sharding(x):
+    """None for an array on one device; the mesh and partition spec of one spread over several (a program
+    traced for such inputs is partitioned for them)."""
+    if not _spread(x):
+        return None
+    sharding = x.sharding
+    if not isinstance(sharding, jax.sharding.NamedSharding):
+        raise Undescribable(f"an array with a {type(sharding).__name__}")
+    mesh = sharding.mesh
+    devices = tuple(d.id for d in np.asarray(mesh.devices).flat)
+    return ("named", tuple(mesh.axis_names), tuple(mesh.devices.shape), devices, str(sharding.spec))
 
 
 def _type_name(t: type) -> str:
@@ -297,7 +315,8 @@ def _export(root: Path, key, fun, args):
         return out_leaves
 
     flat.__name__ = flat.__qualname__ = fun.__name__
-    specs = [jax.ShapeDtypeStruct(x.shape, x.dtype, weak_type=bool(getattr(x, "weak_type", False))) for x in leaves]
+    specs = [jax.ShapeDtypeStruct(x.shape, x.dtype, weak_type=bool(getattr(x, "weak_type", False)),
+                                  sharding=x.sharding if _spread(x) else None) for x in leaves]
     try:
         exported = jax.export.export(jax.jit(flat))(*specs)
     except Exception:  # noqa: BLE001  not exportable (host callbacks, unknown custom calls): traced as usual

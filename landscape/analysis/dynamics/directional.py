@@ -33,13 +33,13 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from ...flow import GradientFlow, SphereInit, run_flow
+from ...flow.programs import persistent_jit
 from ...problem.networks import TwoLayer
 from .neural_correlation import KKTPoints, homogeneity_order, neural_correlation
 
@@ -108,12 +108,12 @@ def _perms(problem) -> np.ndarray:
     return np.arange(m, dtype=np.int32)[None, :]
 
 
-@eqx.filter_jit
+@persistent_jit
 def _flows(problem, flow, theta0):
     return jax.vmap(lambda t: run_flow(problem, flow, t))(theta0)
 
 
-@eqx.filter_jit
+@persistent_jit
 def _directions(problem, directions, targets, perms, order: int):
     """(cosines (n, k), relative KKT residuals (n,)) of n directions against k KKT points."""
     if _split_family(problem):

@@ -42,12 +42,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from ...flow.programs import persistent_jit
 from ...problem.networks import MLP, TwoLayer
 from ...problem.population import kernel_matrix
 from ..symmetry.canonical import distance_mod_symmetry
@@ -124,7 +124,7 @@ def _flat_fns(problem, template, order):
     return ncf, grad, kkt_system
 
 
-@eqx.filter_jit
+@persistent_jit
 def _search(problem, z0, template, order: int, step, ascent_steps: int, newton_iter: int):
     """Ascent on the sphere then Levenberg-Marquardt on the KKT system, for a batch z0 (n, P) of flat starts."""
     ncf, grad, kkt_system = _flat_fns(problem, template, order)
@@ -228,7 +228,7 @@ def one_neuron_correlation(problem, s):
     return neural_correlation(_one_neuron_problem(problem), {"w": s[None, :], "a": jnp.ones(1, s.dtype)})
 
 
-@eqx.filter_jit
+@persistent_jit
 def _one_value_and_grad(one, s):
     return jax.value_and_grad(lambda z: neural_correlation(one, {"w": z[None, :], "a": jnp.ones(1, z.dtype)}))(s)
 

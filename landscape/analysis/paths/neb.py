@@ -37,13 +37,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from ...flow.polish import polish
+from ...flow.programs import persistent_jit
 from ..classify import classify, kind_names
 from ..hessian import hessian_matrix
 from ..symmetry.analyze import analyze_point
@@ -231,7 +231,7 @@ def remove_rescaling(theta, force, p: float, bias: bool):
     return out
 
 
-@eqx.filter_jit
+@persistent_jit
 def _relax(problem, x_ends, x_init, unravel_like, spring, dt0, dt_max, force_tol, climb_after, max_iter,
            balancing=None):
     """FIRE relaxation of the band: returns (images (K+2, P), energies, top, iterations, max force).
@@ -289,7 +289,7 @@ def _relax(problem, x_ends, x_init, unravel_like, spring, dt0, dt_max, force_tol
     return x, e, jnp.argmax(e[1:-1]) + 1, it, fmax
 
 
-@eqx.filter_jit
+@persistent_jit
 def _polish_and_hessian(problem, theta, tol, max_iter: int):
     res = polish(problem, theta, tol=tol, max_iter=max_iter)
     return res, problem.loss_accurate(res.theta), hessian_matrix(problem, res.theta)

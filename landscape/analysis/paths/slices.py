@@ -38,12 +38,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from ...flow.programs import persistent_jit
 from ..hessian import hessian_matrix
 
 __all__ = ["Slice", "HESSIAN_WHICH", "hessian_directions", "random_direction", "plane_through", "grid_axis",
@@ -228,7 +228,7 @@ def grid_axis(lo: float, hi: float, n: int) -> tuple[np.ndarray, int]:
     return (np.arange(n) - i0) * step, i0
 
 
-@eqx.filter_jit
+@persistent_jit
 def _grid_loss(problem, theta, dirs, coords, accurate: bool):
     # coords (N, k), dirs (k, P): the whole grid in one vmapped call
     x0, unravel = ravel_pytree(theta)

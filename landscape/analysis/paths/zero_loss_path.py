@@ -41,12 +41,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from ...flow.programs import persistent_jit
 from ..symmetry.identify import identify, teacher_reduction
 from ..symmetry.reduce import Tolerances, reduce_two_layer
 
@@ -312,7 +312,7 @@ def _check_problem(problem) -> None:
                          "(student.train_output_weights = true)")
 
 
-@eqx.filter_jit
+@persistent_jit
 def _dense_eval(problem, thetas):
     def one(th):
         return problem.loss_accurate(th), jnp.linalg.norm(ravel_pytree(jax.grad(problem.loss)(th))[0])

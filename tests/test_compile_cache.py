@@ -68,7 +68,7 @@ def test_second_process_compiles_and_traces_no_flow_program(tmp_path):
     cache = tmp_path / "jax-cache"
     first = _run(cache, child=FLOW_CHILD)
     assert first[-1] == "_advance,_start", "the first process traces the flow"
-    assert len(list((cache / "programs").glob("*.program"))) >= 2
+    assert len(list((cache / "programs").rglob("*.program"))) >= 2
     entries = sorted(p.name for p in cache.rglob("*-cache"))
     written = {name.rsplit("-", 2)[0] for name in entries}
     assert {"jit_kept_start", "jit_kept_advance"} <= written, f"flow programs not cached: {sorted(written)}"

@@ -111,12 +111,12 @@ def test_a_kept_program_is_loaded_not_traced_and_gives_filter_jit_bit_for_bit(ca
     fun = _body(traces)
     args = (_problem(), _thetas(), ls.Polish(tol=1e-6), 7)
     first = persistent_jit(fun)(*args)
-    assert len(traces) == 1 and len(list(cache.glob("*.program"))) == 1
+    assert len(traces) == 1 and len(list(cache.rglob("*.program"))) == 1
     again = persistent_jit(fun)  # a fresh wrapper: as in a new process, nothing in memory
     second = again(*args)
     assert len(traces) == 1, "read from disk, not traced"
     again(*args)
-    assert len(traces) == 1 and len(list(cache.glob("*.program"))) == 1, "in memory after the first call"
+    assert len(traces) == 1 and len(list(cache.rglob("*.program"))) == 1, "in memory after the first call"
     reference = eqx.filter_jit(fun)(*args)
     _same(first, reference)
     _same(second, reference)
@@ -130,7 +130,7 @@ def test_a_new_static_value_or_shape_is_a_new_program(cache):
     fun(_problem(), _thetas(), ls.Polish(tol=1e-6), 8)
     fun(_problem(), _thetas(), ls.Polish(tol=1e-6, max_iter=3), 7)
     out = fun(_problem(), _thetas(6), ls.Polish(tol=1e-6), 7)
-    assert len(traces) == 4 and len(list(cache.glob("*.program"))) == 4
+    assert len(traces) == 4 and len(list(cache.rglob("*.program"))) == 4
     fun(_problem(), _thetas(), ls.Polish(tol=1e-7), 7)
     assert len(traces) == 4, "a traced hyperparameter: the same program"
     assert out[0].loss.shape == (6,) and out[1] == ("static", 7)
@@ -140,7 +140,7 @@ def test_a_damaged_file_is_traced_again_and_replaced(cache):
     traces = []
     args = (_problem(), _thetas(), ls.Polish(tol=1e-6), 7)
     reference = persistent_jit(_body(traces))(*args)
-    (path,) = cache.glob("*.program")
+    (path,) = cache.rglob("*.program")
     path.write_bytes(b"not a program")
     _same(persistent_jit(_body(traces))(*args), reference)
     assert len(traces) == 2 and path.read_bytes() != b"not a program"
@@ -156,10 +156,10 @@ def test_undescribable_arguments_and_a_switched_off_cache_take_the_filter_jit_pa
         return x * foreign.x
 
     assert float(persistent_jit(f)(jnp.float64(2.0), Foreign(3.0))) == 6.0
-    assert not list(cache.glob("*.program"))
+    assert not list(cache.rglob("*.program"))
     monkeypatch.setattr(programs, "programs_dir", lambda: None)
     assert float(persistent_jit(f)(jnp.float64(2.0), Foreign(3.0))) == 6.0
-    assert not list(cache.glob("*.program"))
+    assert not list(cache.rglob("*.program"))
 
 
 def test_a_program_jax_cannot_export_is_traced_as_usual(cache):
@@ -168,7 +168,7 @@ def test_a_program_jax_cannot_export_is_traced_as_usual(cache):
         return 2 * x
 
     assert float(persistent_jit(f)(jnp.float64(2.0))) == 4.0
-    assert not list(cache.glob("*.program"))
+    assert not list(cache.rglob("*.program"))
 
 
 def test_errors_of_the_function_itself_are_raised_unchanged(cache):
@@ -212,3 +212,18 @@ def test_a_batch_spread_over_devices_is_a_program_partitioned_for_them(tmp_path)
                                  env={**os.environ, "JAX_PLATFORMS": "cpu"}).stdout.split()
     assert run() == ["2", "2", "True", "True"]
     assert run() == ["0", "2", "True", "True"]
+
+
+def test_programs_of_old_builds_are_pruned(cache):
+    import os
+
+    for i in range(programs.KEEP_BUILDS + 2):  # folders of earlier builds, the oldest first
+        old = cache / f"old{i}"
+        old.mkdir()
+        (old / "x.program").write_bytes(b"")
+        os.utime(old, (1000 + i, 1000 + i))
+    persistent_jit(_body([]))(_problem(), _thetas(), ls.Polish(), 7)
+    kept = sorted(p.name for p in cache.iterdir())
+    assert len(kept) == programs.KEEP_BUILDS and programs._build() in kept
+    newest_old = [f"old{i}" for i in range(3, programs.KEEP_BUILDS + 2)]  # this build, then the most recent ones
+    assert sorted(k for k in kept if k.startswith("old")) == newest_old

@@ -227,3 +227,43 @@ def test_programs_of_old_builds_are_pruned(cache):
     assert len(kept) == programs.KEEP_BUILDS and programs._build() in kept
     newest_old = [f"old{i}" for i in range(3, programs.KEEP_BUILDS + 2)]  # this build, then the most recent ones
     assert sorted(k for k in kept if k.startswith("old")) == newest_old
+
+
+EXPLORE_CHILD = """
+import hashlib, sys, jax, numpy as np, landscape as ls
+if sys.argv[1] != "off":
+    ls.enable_compile_cache(sys.argv[1])
+traced = []
+jax.monitoring.register_event_duration_secs_listener(
+    lambda event, _, **kw: traced.append(kw.get("fun_name")) if event.endswith("jaxpr_trace_duration") else None)
+problem = ls.TeacherStudent(ls.Teacher.gaussian(d=3, width=2, key=jax.random.key(1)), ls.TwoLayer(width=2))
+res = ls.explore(problem, ls.GradientFlow(t_max=100.0, segment_steps=16), key=jax.random.key(0), n=8)
+h = hashlib.sha256()
+for leaf in jax.tree.leaves((res.trajectory, res.points, res.analysis.arrays, res.analysis.columns)):
+    h.update(np.ascontiguousarray(np.asarray(leaf)).tobytes())
+big = {"_start", "_advance", "_certify", "_vmapped", "_initial"}
+print(h.hexdigest(), ",".join(sorted(big & set(traced))) or "none", list(res.table()["kind"]).count("minimum"))
+"""
+
+
+def test_explore_gives_the_same_bits_without_cache_with_it_and_from_kept_programs(tmp_path):
+    # the whole pipeline (initialisation, packed flow, certify, analyzers) in child processes: without any cache,
+    # then twice with one; the last traces none of its big programs and compiles nothing (XLA's entries come from
+    # JAX's cache; diffrax's host-callback input checks, which JAX never caches, are kept out of the flow solve by
+    # landscape.flow.gradient_flow), and every array is bitwise the same
+    import os
+    import subprocess
+    import sys
+
+    def run(cache):
+        return subprocess.run([sys.executable, "-c", EXPLORE_CHILD, cache], capture_output=True, text=True,
+                              check=True, timeout=300, env={**os.environ, "JAX_PLATFORMS": "cpu"}).stdout.split()
+
+    plain, first = run("off"), run(str(tmp_path))
+    entries = sorted(p.name for p in tmp_path.rglob("*-cache"))
+    second = run(str(tmp_path))
+    assert plain[1] == first[1] == "_advance,_certify,_initial,_start,_vmapped"
+    assert second[1] == "none", "the second process reads the traced programs"
+    assert sorted(p.name for p in tmp_path.rglob("*-cache")) == entries, "and compiles nothing new"
+    assert {"jit_kept_start", "jit_kept_advance", "jit_kept_certify"} <= {e.rsplit("-", 2)[0] for e in entries}
+    assert plain[0] == first[0] == second[0] and plain[2] == second[2]

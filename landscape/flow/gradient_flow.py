@@ -59,7 +59,7 @@ def _without_host_checks():
     Only for code whose checked conditions hold by construction. Scoped to the trace: the checks are traced
     unjitted (equinox's own ``filter_jit`` cache, shared with other callers, is not touched) and restored on exit;
     an explicit ``on_error`` is honoured. Another equinox version without these internals: the checks stay on
-    (correct results, the program is just not cacheable; ``tests/test_compile_cache.py`` notices).
+    (correct results, the program is just not cacheable; ``tests/test_programs.py`` notices).
     """
     try:
         from equinox import _errors

@@ -9,7 +9,7 @@ are traced (module docstrings of :mod:`landscape.flow`), so new values reuse the
 JAX never writes a program that contains host callbacks (``jax.debug.print``, ``pure_callback``, equinox's
 runtime ``error_if`` checks). diffrax's input checks were such callbacks, so the packed flow programs were
 recompiled by every process; the flows now trace their solves without them
-(:mod:`landscape.flow.gradient_flow`), and ``tests/test_compile_cache.py`` checks that a second process compiles
+(:mod:`landscape.flow.gradient_flow`), and ``tests/test_programs.py`` checks that a second process compiles
 no flow program. Measured on the quickstart (2 loaded CPU cores): a run writes 6 entries for its big programs (init,
 flow start and segment, certify, Hessians, analyzers), and about 30 for its small eager operations, and a second run
 writes none, 16 s of wall time against 38 s without the cache; what remained was start-up, tracing (JAX traces a

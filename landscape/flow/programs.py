@@ -10,19 +10,23 @@ with the same *key* deserializes it and calls it (no tracing; XLA's compilation 
 
 The key must determine the traced program, or a stale entry would silently give other numbers. It is the hash of
 
-- the function (module and qualified name) and a description of every argument: the shape, dtype and weak type
-  of each array (the traced inputs), and the exact value of everything static: Python numbers by ``repr`` (exact
+- the function (module and qualified name) and a description of every argument: the shape, dtype, weak type and
+  device layout (mesh and partition spec) of each array (the traced inputs), and the exact value of everything
+  static: Python numbers by ``repr`` (exact
   for floats), strings, ``None``, enums, and the class and fields of every dataclass (equinox modules are
   dataclasses), dict, list and tuple, recursively; a function by its module, name, line and bytecode, and the
   values it closes over;
-- the source of this package (every ``.py`` file under ``landscape/``), the versions of jax, jaxlib, equinox,
-  diffrax, optax, lineax and numpy, the JAX settings that change tracing (x64, matmul precision, dtype promotion,
-  PRNG implementation), and the platform, kinds and number of local devices.
+- the source of this package (every ``.py`` file under ``landscape/``), the versions of the libraries a trace
+  runs through (:data:`_LIBRARIES`: jax, jaxlib, equinox, diffrax, optax, matfree, ...), the JAX settings that
+  change tracing (x64, matmul precision, dtype promotion, PRNG implementation), and the platform, kinds and
+  number of local devices.
 
 Anything else falls back to plain ``filter_jit`` (traced in every process, as before): a class or function
 defined outside this package (its source is not in the key), an object of a type the description does not know,
 a call inside another trace, or a program JAX cannot export. A fallback is never an error; the numbers are
-those of ``filter_jit`` either way (the same jaxpr, compiled by the same XLA).
+those of ``filter_jit`` either way (the same jaxpr, compiled by the same XLA). One difference: serialization
+drops weak types, so arrays come back strongly typed (the process that exports runs the deserialized program
+too, so every process sees the same types; in float64 programs no number changes).
 
 Where: ``programs/BUILD/`` in the directory of JAX's compilation cache, BUILD a hash of the package source and the
 library versions; on whenever that cache is on (``landscape run`` and ``landscape figure`` unless given
@@ -62,7 +66,8 @@ _PACKAGE = "landscape"
 _FORMAT = 1
 """Bumped when the file layout changes."""
 
-_LIBRARIES = ("jax", "jaxlib", "equinox", "diffrax", "optax", "lineax", "numpy")
+_LIBRARIES = ("jax", "jaxlib", "equinox", "diffrax", "optimistix", "lineax", "optax", "matfree", "numpy")
+"""Libraries whose code a traced program may contain: their versions are in the key."""
 _SETTINGS = ("jax_enable_x64", "jax_default_matmul_precision", "jax_numpy_dtype_promotion",
              "jax_numpy_rank_promotion", "jax_default_prng_impl", "jax_threefry_partitionable",
              "jax_use_shardy_partitioner")

@@ -376,9 +376,13 @@ def _export(root: Path, key, fun, args):
         path = _path(root, key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-        os.replace(tmp, path)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(blob)
+            os.replace(tmp, path)
+        finally:  # an interrupt mid-write leaves no partial file behind
+            if os.path.exists(tmp):
+                os.unlink(tmp)
     except Exception:  # noqa: BLE001  an unwritable cache or an unpicklable skeleton: this process still uses it
         pass
     return program

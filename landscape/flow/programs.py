@@ -270,8 +270,6 @@ class _Program:
     """A deserialized program and the skeleton of its outputs; called with the flat dynamic leaves."""
 
     def __init__(self, exported, skeleton):
-        self.exported = exported
-        self.skeleton = skeleton
         leaves, self.out_tree = jax.tree.flatten(skeleton)
         self.positions = [leaf.i if isinstance(leaf, _Leaf) else None for leaf in leaves]
         self.statics = leaves

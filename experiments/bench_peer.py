@@ -16,10 +16,15 @@ threads inside each operation). ``--full`` adds the whole default pipeline as a 
 polishing to |grad| <= 1e-10, symmetry analysis, classification): more work than the peer does, for reference.
 
 The peer needs ``torch`` (CPU wheel), kept out of the project's dependencies: pass ``--peer-python`` pointing at
-an interpreter that has it (default: this one).
+an interpreter that has it (default: this one), and ``--peer-script`` where ``../shared`` is not beside the checkout.
+
+``--gpu``: both sides on the GPU at the same work. JAX takes its default backend instead of ``JAX_PLATFORMS=cpu``,
+and the peer runs with ``torch.set_default_device("cuda")`` (its tensors are made by ``torch.eye``/``torch.randn``,
+so the whole peer moves). The ``1 dev`` variant is dropped (one GPU is one device).
 
     python experiments/bench_peer.py                              # d = 6, 1024 inits, 2000 steps, 3 rounds
     python experiments/bench_peer.py --peer-python /path/to/torch-venv/bin/python --count 256 --rounds 1
+    python experiments/bench_peer.py --gpu --count 16384 --peer-script peers/torch_safran_shamir.py
 """
 
 from __future__ import annotations
@@ -34,6 +39,15 @@ import time
 from pathlib import Path
 
 PEER = Path(__file__).resolve().parents[2] / "shared" / "peers" / "torch_safran_shamir.py"
+
+PEER_ON_GPU = r"""
+import runpy, sys
+import torch
+torch.set_default_device("cuda")
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+torch.cuda.synchronize()
+"""
 
 CHILD = r"""
 import sys, time
@@ -71,25 +85,36 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--peer-python", default=sys.executable, help="a Python with torch installed")
+    ap.add_argument("--peer-script", type=Path, default=PEER, help="the peer's script (default: ../shared/peers)")
     ap.add_argument("--full", action="store_true", help="also time the whole default pipeline")
+    ap.add_argument("--gpu", action="store_true", help="both sides on the GPU (JAX's default backend, torch cuda)")
     args = ap.parse_args(argv)
-    if not PEER.is_file():
-        print(f"error: peer script {PEER} not found", file=sys.stderr)
+    if not args.peer_script.is_file():
+        print(f"error: peer script {args.peer_script} not found; pass --peer-script PATH", file=sys.stderr)
         return 2
-    env = {**os.environ, "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")}
+    env = dict(os.environ)
+    if not args.gpu:
+        env["JAX_PLATFORMS"] = os.environ.get("JAX_PLATFORMS", "cpu")
     cache = tempfile.mkdtemp(prefix="bench-peer-jax-cache-")
     child = Path(cache) / "child.py"
     child.write_text(CHILD)
     sizes = [str(args.d), str(args.count), str(args.steps)]
+    peer = [args.peer_python, str(args.peer_script), "batched", *sizes]
+    if args.gpu:
+        wrapper = Path(cache) / "peer_on_gpu.py"
+        wrapper.write_text(PEER_ON_GPU)
+        peer = [args.peer_python, str(wrapper), *peer[1:]]
     variants = {
-        "peer": [args.peer_python, str(PEER), "batched", *sizes],
+        "peer": peer,
         "landscape cold": [sys.executable, str(child), *sizes, "equal", "off"],
         "landscape warm": [sys.executable, str(child), *sizes, "equal", cache],
-        "landscape warm 1 dev": [sys.executable, str(child), *sizes, "equal", cache, "1"],
     }
+    if not args.gpu:
+        variants["landscape warm 1 dev"] = [sys.executable, str(child), *sizes, "equal", cache, "1"]
     if args.full:
         variants["landscape full (warm)"] = [sys.executable, str(child), *sizes, "full", cache]
-    print(f"d={args.d} count={args.count} steps={args.steps} lr=5/d float64, whole processes, {args.rounds} rounds")
+    print(f"d={args.d} count={args.count} steps={args.steps} lr=5/d float64, whole processes, {args.rounds} rounds, "
+          f"{'GPU' if args.gpu else 'CPU'}")
     warmup = ("landscape warm", "landscape warm 1 dev", "landscape full (warm)")
     for name in warmup:  # fill the compilation cache once (not timed)
         if name in variants:

@@ -36,8 +36,8 @@ from landscape.analysis.families import certify_point, deduplicate, follow, grou
 from landscape.config import ConfigError, build, config_from_dict
 
 CENSUS_DEFAULTS = {"methods": ["gradient_flow", "gd"], "extra_neuron": True, "extra_count": 250,
-                   "gpu_dims": list(range(6, 21)), "gpu_count": 10000, "family_tol": 1e-6, "family_grad_tol": 1e-13,
-                   "follow_to": 50, "spectrum_up_to": 20, "chunk": 250}
+                   "gpu_dims": list(range(6, 21)), "gpu_count": 10000, "gpu_chunk": 2000, "family_tol": 1e-6,
+                   "family_grad_tol": 1e-13, "follow_to": 50, "spectrum_up_to": 20, "chunk": 250}
 """Census settings not in the config (flags override them): methods, the k = d + 1 case, family tolerances."""
 
 
@@ -85,21 +85,28 @@ def pattern_name(name: str, d: int) -> str:
                   name).replace("{d-0}", "d")
 
 
-def run_case(base, d, extra, method, count, chunk, seed):
-    """explore in chunks; returns the table and the end weights of every initialisation."""
+def run_case(base, d, extra, method, count, chunk, seed, log=None):
+    """explore in chunks; returns the table, the end weights of every initialisation, the problem, the config and
+    explore's stage timings summed over the chunks (seconds)."""
     cfg = case_config(base, d, d + extra, method, count, seed)
     b = build(cfg)
     key = jax.random.PRNGKey(cfg.init.seed)
-    tables, ws = [], []
+    tables, ws, stages = [], [], {}
     for start in range(0, count, chunk):
         n = min(chunk, count - start)
         res = ls.explore(b.problem, b.flow, key=key, n=n, init=b.init, polish=b.polish, analyzers=b.analyzers,
                          start=start)
         tables.append(res.table())
         ws.append(np.asarray(res.points.theta["w"]))
+        for name, sec in res.timings.items():
+            if name.endswith("_s"):
+                stages[name[:-2]] = stages.get(name[:-2], 0.0) + float(sec)
+        if log is not None:
+            log(f"    d = {d} k = {d + extra} {method}: {start + n}/{count} done; this chunk's stages "
+                + " ".join(f"{k[:-2]}={v:.1f}" for k, v in res.timings.items() if k.endswith("_s")))
     import pandas as pd
 
-    return pd.concat(tables, ignore_index=True), np.concatenate(ws), b.problem, cfg
+    return pd.concat(tables, ignore_index=True), np.concatenate(ws), b.problem, cfg, stages
 
 
 def summarize_case(table, ws, problem, census, cfg, d, extra, method, log):
@@ -230,6 +237,7 @@ def main(argv=None) -> int:
     ap.add_argument("--extra-count", type=int)
     ap.add_argument("--methods", nargs="+")
     ap.add_argument("--follow-to", type=int)
+    ap.add_argument("--chunk", type=int, help="initialisations per explore call (default 250; --gpu: 2000)")
     ap.add_argument("--no-extra", action="store_true", help="skip the n = k + 1 case")
     ap.add_argument("--extra-only", action="store_true", help="only the n = k + 1 case")
     ap.add_argument("--gpu", action="store_true", help="use gpu_dims and gpu_count")
@@ -244,11 +252,11 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.gpu:
-        census["dims"], census["count"] = census["gpu_dims"], census["gpu_count"]
+        census["dims"], census["count"], census["chunk"] = census["gpu_dims"], census["gpu_count"], census["gpu_chunk"]
     if args.quick:
         census.update(dims=[5, 6], count=64, extra_count=64, methods=["gradient_flow"], follow_to=9, chunk=64)
     for key, val in (("dims", args.dims), ("count", args.count), ("extra_count", args.extra_count),
-                     ("methods", args.methods), ("follow_to", args.follow_to)):
+                     ("methods", args.methods), ("follow_to", args.follow_to), ("chunk", args.chunk)):
         if val is not None:
             census[key] = val
     if args.no_extra:
@@ -281,12 +289,14 @@ def main(argv=None) -> int:
     base_cfg = None
     for d, extra, method, count in cases:
         t0 = time.perf_counter()
-        table, ws, problem, cfg = run_case(base, d, extra, method, count, census["chunk"], seed=1000 * d + extra)
+        table, ws, problem, cfg, stages = run_case(base, d, extra, method, count, census["chunk"],
+                                                   seed=1000 * d + extra, log=print)
         base_cfg = base_cfg or cfg
         row, fams = summarize_case(table, ws, problem, census, cfg, d, extra, method, log)
         row["seconds"] = time.perf_counter() - t0
+        row["stages_s"] = stages
         timings[f"d{d}_k{d + extra}_{method}"] = row["seconds"]
-        log(f"    ({row['seconds']:.0f} s)")
+        log(f"    ({row['seconds']:.0f} s; explore stages " + " ".join(f"{k}={v:.1f}" for k, v in stages.items()) + ")")
         rows.append(row)
         families += fams
         _write(out, census, rows, families, [], [], timings, time.perf_counter() - t_start, lines)

@@ -139,11 +139,17 @@ def test_batched_columns_equal_per_point_reference(kind, monkeypatch):
         assert any("|opp(" in p for p in cols["partition"])
     if kind == "relu_sample_bias":
         assert int(cols["n_dead_neurons"][7]) >= 1 and "dead in" in cols["null_directions"][7]
-    if kind != "relu_sample_bias":
+    if kind not in ("relu_sample_bias", "frozen_a"):
         return
-    # the analyzer (one call_batch through the engine) gives the same columns; the NaN point is labelled
+    # the analyzer (one call_batch through the engine) gives the same columns, reusing the Hessian analyzer's
+    # eigendecomposition (no eigh on the host); the NaN point is labelled
     points = ls.Point(theta=jt, loss=jnp.asarray(losses), grad_norm=jnp.zeros(len(losses)),
                       certified=jnp.ones(len(losses), bool), finite=jnp.ones(len(losses), bool))
+
+    def no_host_eigh(*args, **kwargs):
+        raise AssertionError("the symmetry analysis diagonalised again on the host")
+
+    monkeypatch.setattr(np.linalg, "eigh", no_host_eigh)
     res = ls.run_analyzers([ls.HessianSpectrum(), ls.SymmetryAnalysis(ZERO_TOL, GLOBAL_TOL)], problem, points)
     n = len(losses) - 1
     _assert_same({c: v[:n] for c, v in res.columns.items()}, rows[:n], COLUMNS)

@@ -273,6 +273,7 @@ class SymmetryAnalysis(AbstractAnalyzer):
 
     name = "symmetry"
     requires = ("_hessian",)
+    optional = ("eigenvalues", "_eigvecs")
     jittable = False
     only_certified = True
     columns = {**FILL, "_sym_global": False}
@@ -304,6 +305,12 @@ class SymmetryAnalysis(AbstractAnalyzer):
         ok = np.isfinite(losses) & np.all(np.isfinite(h.reshape(n, -1)), axis=1)
         for v in theta.values():
             ok &= np.all(np.isfinite(v.reshape(n, -1)), axis=1)
+        eig = None  # the Hessian analyzer's decomposition (dense spectra only), when it returned one
+        if "_eigvecs" in previous and "eigenvalues" in previous:
+            lam, vec = np.asarray(previous["eigenvalues"], float), np.asarray(previous["_eigvecs"], float)
+            if lam.shape == h.shape[:2] and vec.shape == h.shape:
+                ok &= np.all(np.isfinite(lam), axis=1) & np.all(np.isfinite(vec.reshape(n, -1)), axis=1)
+                eig = (lam, vec)
         out: list = [None] * n
         for i in np.flatnonzero(~ok):  # the reference labels these (a non-finite Hessian is an error)
             try:
@@ -314,7 +321,8 @@ class SymmetryAnalysis(AbstractAnalyzer):
         rows = analyze_batch(problem, {k: v[sel] for k, v in theta.items()}, losses=losses[sel], hessians=h[sel],
                              zero_tol=float(self.zero_tol), global_loss_tol=float(self.global_loss_tol),
                              teacher=self.teacher if self.teacher is not None else teacher_reduction(
-                                 problem, self.tolerances), tol=self.tolerances)
+                                 problem, self.tolerances), tol=self.tolerances,
+                             eig=None if eig is None else (eig[0][sel], eig[1][sel]))
         for i, row in zip(sel, rows, strict=True):
             row.pop("kind_refined")
             out[i] = row

@@ -382,13 +382,16 @@ def _projection_distance(problem, th, full, reds, idents, teacher, pos):
 
 
 def analyze_batch(problem, thetas, *, losses, hessians, zero_tol: float, global_loss_tol: float, teacher,
-                  tol: Tolerances) -> list[dict]:
+                  tol: Tolerances, eig: tuple | None = None) -> list[dict]:
     """The rows of :func:`.analyze.analyze_point` for n finite points at once (module docstring).
 
     Args:
         problem: a problem with a two-layer student; thetas: trainable dict, leading axis n on every leaf.
         losses: (n,) losses; hessians: (n, P, P) Hessians (finite); zero_tol, global_loss_tol: as the reference.
         teacher: :func:`.identify.teacher_reduction` of the problem; tol: :class:`Tolerances`.
+        eig: optional ``(eigenvalues (n, P) ascending, eigenvectors (n, P, P) as columns)`` of the symmetrised
+            Hessians, already computed (the Hessian analyzer's ``eigenvalues`` and ``_eigvecs``, on the device);
+            None: ``numpy.linalg.eigh`` here.
     Returns:
         list of n dicts: :data:`.analyze.COLUMNS`, ``kind_refined`` and ``_sym_global`` per point.
 
@@ -424,10 +427,14 @@ def analyze_batch(problem, thetas, *, losses, hessians, zero_tol: float, global_
                 for row in analyze_batch(problem, {k: v[s:s + chunk] for k, v in th.items()},
                                          losses=losses[s:s + chunk], hessians=hessians[s:s + chunk],
                                          zero_tol=zero_tol, global_loss_tol=global_loss_tol, teacher=teacher,
-                                         tol=tol)]
+                                         tol=tol, eig=None if eig is None else (eig[0][s:s + chunk],
+                                                                                eig[1][s:s + chunk]))]
     with one_blas_thread():
         h = np.asarray(hessians, float)
-        lam, vec = np.linalg.eigh(0.5 * (h + np.swapaxes(h, 1, 2)))
+        if eig is None:
+            lam, vec = np.linalg.eigh(0.5 * (h + np.swapaxes(h, 1, 2)))
+        else:
+            lam, vec = np.asarray(eig[0], float), np.asarray(eig[1], float)
         scale = np.maximum(np.max(np.abs(lam), axis=1), 1e-300)
         tau = zero_tol * scale
         null_eig = np.abs(lam) <= tau[:, None]

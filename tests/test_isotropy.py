@@ -12,7 +12,7 @@ import pytest
 
 import landscape as ls
 from landscape.analysis.families import group_spectrum
-from landscape.analysis.isotropy import IsotropyAnalyzer, equivalent, has_symmetry, isotropy, pair_orbits
+from landscape.analysis.isotropy import IsotropyAnalyzer, equivalent, has_symmetry, isotropy, orbit_key, pair_orbits
 
 
 def _relu_kernel(u, v):
@@ -150,3 +150,42 @@ def test_analyzer_columns_and_default_only_with_symmetry():
     names = [a.name for a in build(load_config("configs/safran_shamir.toml")).analyzers]
     assert names == ["hessian", "symmetry", "classify", "isotropy"]
     assert "isotropy" not in [a.name for a in build(load_config("configs/quickstart.toml")).analyzers]
+
+
+def test_orbit_key_and_batch_equal_point_by_point(monkeypatch):
+    """The key is the same across an orbit (rows and columns permuted, a alike) and tells different labels apart;
+    the analyzer's batch answer, one search per key, equals ``__call__`` on every point."""
+    import landscape.analysis.isotropy as iso_mod
+
+    rng = np.random.default_rng(3)
+    d = 5
+    fam = np.full((d, d), 0.1) + 0.7 * np.eye(d)  # Delta(S_4 x S_1)
+    fam[-1], fam[:, -1] = 0.3, -0.2
+    fam[-1, -1] = 0.9
+    ws = []
+    for base in (np.eye(d), fam, np.zeros((d, d)), rng.standard_normal((d, d)), np.round(rng.random((d, d)))):
+        for _ in range(4):
+            pi, rho = rng.permutation(d), rng.permutation(d)
+            ws.append(base[np.ix_(pi, rho)] + 1e-9 * rng.standard_normal((d, d)))
+    keys = [orbit_key(w) for w in ws]
+    for g in range(4):  # one key per orbit where the invariants (sorted rows and columns) settle the order
+        assert len(set(keys[4 * g:4 * g + 4])) == 1
+    assert len(set(keys[::4])) == 5  # different orbits, different keys
+    a = rng.standard_normal(d)
+    pi = rng.permutation(d)
+    assert orbit_key(fam, a) == orbit_key(fam[pi], a[pi]) and orbit_key(fam, a) != orbit_key(fam, a[::-1] + 1)
+    problem = _problem(d)
+    thetas = {"w": jnp.asarray(np.stack(ws))}
+    n = len(ws)
+    pts = ls.Point(theta=thetas, loss=jax.vmap(problem.loss)(thetas), grad_norm=jnp.zeros(n),
+                   certified=jnp.ones(n, bool), finite=jnp.ones(n, bool))
+    calls = []
+    search = iso_mod.isotropy
+    monkeypatch.setattr(iso_mod, "isotropy", lambda *args, **kw: calls.append(1) or search(*args, **kw))
+    batch = ls.run_analyzers([IsotropyAnalyzer()], problem, pts).columns
+    assert len(calls) == len(set(keys)) <= 8  # one search per key
+    analyzer = IsotropyAnalyzer()
+    for i in range(n):
+        one = analyzer(problem, jax.tree.map(lambda x, i=i: x[i], pts), {})
+        assert (batch["isotropy_order"][i], batch["isotropy_name"][i]) == (one["isotropy_order"],
+                                                                           one["isotropy_name"])

@@ -88,6 +88,7 @@ def main(argv=None) -> int:
     ap.add_argument("--peer-script", type=Path, default=PEER, help="the peer's script (default: ../shared/peers)")
     ap.add_argument("--full", action="store_true", help="also time the whole default pipeline")
     ap.add_argument("--gpu", action="store_true", help="both sides on the GPU (JAX's default backend, torch cuda)")
+    ap.add_argument("--no-cold", action="store_true", help="skip the variant without a compilation cache")
     args = ap.parse_args(argv)
     if not args.peer_script.is_file():
         print(f"error: peer script {args.peer_script} not found; pass --peer-script PATH", file=sys.stderr)
@@ -109,6 +110,8 @@ def main(argv=None) -> int:
         "landscape cold": [sys.executable, str(child), *sizes, "equal", "off"],
         "landscape warm": [sys.executable, str(child), *sizes, "equal", cache],
     }
+    if args.no_cold:
+        del variants["landscape cold"]
     if not args.gpu:
         variants["landscape warm 1 dev"] = [sys.executable, str(child), *sizes, "equal", cache, "1"]
     if args.full:

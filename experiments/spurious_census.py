@@ -261,6 +261,10 @@ def main(argv=None) -> int:
             census[key] = val
     if args.no_extra:
         census["extra_neuron"] = False
+    for key in ("count", "extra_count", "chunk"):
+        if int(census[key]) < 1:
+            print(f"error: --{key.replace('_', '-')} = {census[key]} must be a positive integer", file=sys.stderr)
+            return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     lines = []

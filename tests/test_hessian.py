@@ -53,3 +53,25 @@ def test_teacher_as_student_zero_loss_psd_and_rescaling_null_directions():
     t[0] = -1.0
     t[2:5] = np.eye(3)[0]
     assert np.linalg.norm(h @ t) < 1e-12
+
+
+def test_hessian_matrices_leave_the_device_only_for_an_analyzer_that_reads_them(monkeypatch):
+    """``_hessian`` and ``_eigvecs`` (n, P, P) are copied to the host for the symmetry analysis, not for Classify."""
+    import landscape as ls
+
+    problem = ls.TeacherStudent(ls.Teacher.orthonormal(d=3, width=2), ls.TwoLayer(width=3))
+    thetas = {"w": jnp.stack([jnp.eye(3), jnp.eye(3)[jnp.array([0, 1, 1])]]), "a": jnp.ones((2, 3))}
+    points = ls.Point(theta=thetas, loss=jax.vmap(problem.loss)(thetas), grad_norm=jnp.zeros(2),
+                      certified=jnp.ones(2, bool), finite=jnp.ones(2, bool))
+    fetched: list = []
+    device_get = jax.device_get
+    monkeypatch.setattr(jax, "device_get", lambda x: fetched.append(x) or device_get(x))
+    alone = ls.run_analyzers([ls.HessianSpectrum(), ls.Classify()], problem, points)
+    names = {k for x in fetched if isinstance(x, dict) for k in x}
+    assert "eigenvalues" in names and not names & {"_hessian", "_eigvecs"}
+    fetched.clear()
+    both = ls.run_analyzers([ls.HessianSpectrum(), ls.SymmetryAnalysis(), ls.Classify()], problem, points)
+    names = {k for x in fetched if isinstance(x, dict) for k in x}
+    assert {"_hessian", "_eigvecs"} <= names
+    np.testing.assert_array_equal(alone.arrays["eigenvalues"], both.arrays["eigenvalues"])
+    assert list(both.status) == ["ok", "ok"]

@@ -8,7 +8,8 @@ and ``__call__(problem, point, previous) -> dict`` for ONE point:
   analyzer receives exactly the names it lists in ``requires``; a missing one is a clear error);
 - it returns named values: a scalar becomes a column of the results table (``points.parquet``), an array
   becomes a per-point array (``arrays.npz``), and a name starting with ``_`` is passed on to later analyzers only
-  (e.g. ``_hessian``).
+  (e.g. ``_hessian``); a jittable analyzer's names in ``device_only`` leave the device only when a later analyzer
+  lists them in ``requires`` or ``optional`` (an (n, P, P) array nobody reads is not copied to the host).
 
 The engine (:func:`run_analyzers`) batches each analyzer the way it can run:
 
@@ -76,6 +77,8 @@ class AbstractAnalyzer(eqx.Module):
         name: the analyzer's name (as written in ``[analysis] analyzers``).
         requires: names from earlier analyzers that it reads from ``previous``.
         optional: names it reads from ``previous`` when an earlier analyzer returned them.
+        device_only: jittable analyzers: private (``_``) outputs copied to the host only when a later analyzer
+            names them in ``requires`` or ``optional`` (large matrices, e.g. the Hessian's eigenvectors).
         jittable: whether ``__call__`` is pure JAX (vmapped and jitted by the engine) or host code (looped).
         only_certified: run on certified points only.
         columns: host analyzers: every column they return with its fill value (the table schema).
@@ -98,6 +101,7 @@ class AbstractAnalyzer(eqx.Module):
     name: ClassVar[str] = "analyzer"
     requires: ClassVar[tuple[str, ...]] = ()
     optional: ClassVar[tuple[str, ...]] = ()
+    device_only: ClassVar[tuple[str, ...]] = ()
     jittable: ClassVar[bool] = True
     only_certified: ClassVar[bool] = False
     columns: ClassVar[dict] = {}
@@ -190,12 +194,15 @@ def _check_unique(analyzers) -> None:
         raise ValueError(f"analyzer {dup!r} is listed twice; list each analyzer once")
 
 
-def _run_jittable(analyzer, problem, points: Point, previous: dict, sel: np.ndarray, n: int, status: list):
-    """Outputs of a jittable analyzer on the points ``sel`` (host arrays, fill values elsewhere)."""
+def _run_jittable(analyzer, problem, points: Point, previous: dict, sel: np.ndarray, n: int, status: list,
+                  keep=lambda name: True):
+    """Outputs of a jittable analyzer on the points ``sel`` (host arrays, fill values elsewhere); only the names
+    ``keep`` accepts are copied to the host."""
     sub_points, sub_prev = _take(points, sel), _take(previous, sel)
     if sel.size:
         try:
-            res = jax.device_get(_vmapped(analyzer, problem, sub_points, sub_prev))
+            res = _vmapped(analyzer, problem, sub_points, sub_prev)
+            res = jax.device_get({k: v for k, v in res.items() if keep(k)})
             out = {k: np.full((n, *v.shape[1:]), fill_value(v.dtype), dtype=v.dtype) for k, v in res.items()}
             for k, v in res.items():
                 out[k][sel] = v
@@ -204,10 +211,11 @@ def _run_jittable(analyzer, problem, points: Point, previous: dict, sel: np.ndar
             pass
     # the output shapes without running it (a second trace: only for an empty selection or a failed batch)
     shapes = jax.eval_shape(lambda p, q: jax.vmap(lambda a, b: analyzer(problem, a, b))(p, q), sub_points, sub_prev)
-    out = {k: np.full((n, *s.shape[1:]), fill_value(s.dtype), dtype=s.dtype) for k, s in shapes.items()}
+    out = {k: np.full((n, *s.shape[1:]), fill_value(s.dtype), dtype=s.dtype) for k, s in shapes.items() if keep(k)}
     for i in sel:
         try:
-            res = jax.device_get(_single(analyzer, problem, _take(points, i), _take(previous, i)))
+            res = _single(analyzer, problem, _take(points, i), _take(previous, i))
+            res = jax.device_get({k: v for k, v in res.items() if keep(k)})
             for k, v in res.items():
                 out[k][i] = v
         except Exception as err:  # noqa: BLE001
@@ -287,7 +295,8 @@ def run_analyzers(analyzers, problem, points: Point, *, timings: dict | None = N
     certified = np.asarray(points.certified, bool)
     results: dict[str, Any] = {}
     owner: dict[str, str] = {}
-    for analyzer in analyzers:
+    for pos, analyzer in enumerate(analyzers):
+        read_later = {r for later in analyzers[pos + 1:] for r in (*later.requires, *later.optional)}
         missing = [r for r in analyzer.requires if r not in results]
         if missing:
             raise ValueError(f"analyzer {analyzer.name!r} needs {missing[0]!r}, which no earlier analyzer returned; "
@@ -297,7 +306,8 @@ def run_analyzers(analyzers, problem, points: Point, *, timings: dict | None = N
         sel = np.flatnonzero(certified) if analyzer.only_certified else np.arange(n)
         if analyzer.jittable:
             prev = {k: results[k] for k in (*analyzer.requires, *analyzer.optional) if k in results}
-            out = _run_jittable(analyzer, problem, points, prev, sel, n, status)
+            keep = lambda k, later=read_later, own=analyzer.device_only: k not in own or k in later  # noqa: E731
+            out = _run_jittable(analyzer, problem, points, prev, sel, n, status, keep)  # private and unread: on device
         else:
             out = _run_host(analyzer, problem, points, results, sel, n, status)
         out = analyzer.finalize(out)

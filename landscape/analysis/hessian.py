@@ -209,6 +209,7 @@ class HessianSpectrum(AbstractAnalyzer):
     k: int = eqx.field(default=8, static=True)
     num_matvecs: int | None = eqx.field(default=None, static=True)
     name = "hessian"
+    device_only = ("_hessian", "_eigvecs")  # (n, P, P): to the host only for an analyzer that reads them
 
     def __call__(self, problem, point, previous):
         if spectrum_method(problem, self.method) == "lanczos":

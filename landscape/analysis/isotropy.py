@@ -362,11 +362,10 @@ def orbit_key(w, a=None, *, tol: float = ISOTROPY_TOL) -> bytes:
     The label matrix (with a's labels as a first column, moved with the rows) has its rows and then its columns
     sorted, alternately, until neither moves: by their invariants first (a row's label of a and its labels as a
     sorted multiset; a column's likewise), then lexicographically. The result is a matrix (pi, rho) . W of W's
-    labels. Equal keys
-    therefore mean one orbit, conjugate isotropy groups, and the same order and name; points of one orbit may still
-    get different keys (this is no canonical form), and are then computed apart. :class:`IsotropyAnalyzer` computes
-    each key's isotropy once per batch: most end points of a census are global minima (permutation matrices) or
-    members of a few spurious families.
+    labels. Equal keys therefore mean one orbit, conjugate isotropy groups, and the same order and name; points of
+    one orbit may still get different keys (this is no canonical form), and are then computed apart.
+    :class:`IsotropyAnalyzer` computes each key's isotropy once per batch: most end points of a census are global
+    minima (permutation matrices) or members of a few spurious families.
     """
     lab, row = _prepare(w, a, tol)
     row_sig = np.concatenate([row[:, None], np.sort(lab, axis=1)], axis=1)  # invariants: sort by them first

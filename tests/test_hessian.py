@@ -29,6 +29,39 @@ def test_hessian_symmetric_and_matches_finite_differences_of_gradient():
     assert np.max(np.abs(fd - h)) < 1e-6 * max(1.0, np.max(np.abs(h)))
 
 
+def test_closed_form_hessian_equals_autodiff_hessian_at_the_special_points():
+    # hessian_matrix differentiates the closed-form population gradient forward (flow.polish.flat_gradient); it must
+    # equal forward-over-reverse through the kernel, jax.hessian of the loss, to rounding, and stay finite, at
+    # random, coincident, parallel, antiparallel and zero neurons, all neurons at zero and the teacher itself (relu
+    # with output weights trained, leaky relu with them frozen).
+    import landscape as ls
+
+    d = 4
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(d, d))
+    special = [np.eye(d), base]
+    for i, j, s in ((1, 0, 1.0), (1, 0, 2.5), (1, 0, -0.7), (2, 0, 0.0)):  # coincident, parallel, antiparallel, 0
+        w = base.copy()
+        w[i] = s * w[j]
+        special.append(w)
+    special.append(np.zeros((d, d)))
+    ws = jnp.asarray(np.stack(special))
+    for act, frozen in ((ls.ReLU(), None), (ls.LeakyReLU(0.2), "teacher")):
+        problem = ls.TeacherStudent(ls.Teacher.orthonormal(d=d, width=d), ls.TwoLayer(width=d, activation=act),
+                                    ls.PopulationLoss(), output_weights=frozen)
+        thetas = {"w": ws} if frozen else {"w": ws, "a": jnp.asarray(rng.normal(size=(len(special), d)))}
+
+        def auto(theta, problem=problem):
+            f, x = flat_loss(problem, theta)
+            return jax.hessian(f)(x)
+
+        h = np.asarray(jax.jit(jax.vmap(lambda t, problem=problem: hessian_matrix(problem, t)))(thetas))
+        ref = np.asarray(jax.jit(jax.vmap(auto))(thetas))
+        assert np.all(np.isfinite(h))
+        scale = np.maximum(1.0, np.max(np.abs(ref), axis=(1, 2)))
+        assert np.all(np.max(np.abs(h - ref), axis=(1, 2)) <= 1e-13 * scale), (act.label, frozen)
+
+
 def test_hvp_matches_dense_hessian():
     p = _problem()
     theta = init_params(jax.random.PRNGKey(2), p, scale=1.0)

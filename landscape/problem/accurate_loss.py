@@ -91,7 +91,10 @@ def population_loss_accurate(
         d1 = jax.vmap(lambda si: jax.jvp(lambda a: k(ri + a * di, u), (si,), (1.0,))[1])(s)
         return ws @ d1
 
-    E_ee = jax.vmap(lambda ri, di: jax.vmap(lambda rk, dk: ee(ri, di, rk, dk))(R, D))(R, D)
+    # E[e_i e_k] is symmetric in (i, k) (swap s and t): its m (m + 1) / 2 distinct pairs, the off-diagonal ones twice
+    iu, ku = np.triu_indices(m)
+    E_ee = jax.vmap(ee)(R[iu], D[iu], R[ku], D[ku])
+    ee_form = jnp.sum(jnp.where(iu == ku, 1.0, 2.0) * A[iu] * A[ku] * E_ee)
     E_es = jax.vmap(lambda ri, di: jax.vmap(lambda u: es(ri, di, u))(U))(R, D)
     K_uu = jax.vmap(lambda u: jax.vmap(lambda v: k(u, v))(U))(U)
-    return 0.5 * (A @ E_ee @ A + 2.0 * A @ E_es @ gamma + gamma @ K_uu @ gamma)
+    return 0.5 * (ee_form + 2.0 * A @ E_es @ gamma + gamma @ K_uu @ gamma)

@@ -80,7 +80,9 @@ def hess_eigh(t):
     return jnp.linalg.eigvalsh(jax.hessian(lambda u: problem.loss(unravel(u)))(x))
 assert calls_lapack(hess_eigh, traj.theta)
 spectra = jax.jit(lambda th: lanes_map(hess_eigh, th))(traj.theta)
-points = ls.certify(problem, traj.theta)
+points = ls.certify(problem, traj.theta)  # its measurements (start |grad|, accurate loss) run split, then unsplit
+assert all(len(leaf.sharding.device_set) == 1 for leaf in jax.tree.leaves(points))
+assert np.isfinite(np.asarray(jax.jit(jax.vmap(lambda t: ls.spectrum(problem, t)))(points.theta))).all()  # eigh
 assert np.isfinite(np.asarray(spectra)).all()
 np.savez(sys.argv[1], flow_loss=traj.loss_final, status=traj.status, loss=points.loss,
          certified=points.certified, spectra=spectra)

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..flow.init import AbstractInit, GaussianInit
+from ..flow.lanes import lanes_map, unshard
 from ..flow.packing import PackStats, buckets, run_flows_packed
 from ..flow.polish import polish
 from ..flow.programs import persistent_jit
@@ -130,14 +131,24 @@ def grad_norm(problem, theta):
 
 
 @persistent_jit
-def _certify(problem, thetas, settings: Polish, diverged):
-    start_loss, start_gn = jax.vmap(lambda t: grad_norm(problem, t))(thetas)
-    if settings.enabled:
-        res = jax.vmap(lambda t: polish(problem, t, tol=settings.tol, max_iter=settings.max_iter))(thetas)
-        theta, gn, n_iter = res.theta, res.grad_norm, res.n_iter
+def _polished(problem, thetas, settings: Polish):
+    """Polishing of the batch: (theta, |grad|, iterations). ``eigh`` inside: one device (flow.lanes)."""
+    res = jax.vmap(lambda t: polish(problem, t, tol=settings.tol, max_iter=settings.max_iter))(thetas)
+    return res.theta, res.grad_norm, res.n_iter
+
+
+@persistent_jit
+def _certify(problem, thetas, polished, settings: Polish, diverged):
+    """Certification from the flows' end points ``thetas`` and ``polished`` = :func:`_polished` (None: polishing
+    off). The per-point measurements (start |grad| and the accurate loss, no LAPACK) run on the lanes of every
+    device (:func:`landscape.flow.lanes.lanes_map`); the result stays split over them (:func:`certify` unshards)."""
+    theta = thetas if polished is None else polished[0]
+    start_loss, start_gn, loss = lanes_map(lambda tt: (*grad_norm(problem, tt[0]), problem.loss_accurate(tt[1])),
+                                           (thetas, theta))
+    if polished is None:
+        gn, n_iter = start_gn, jnp.zeros(start_gn.shape, jnp.int32)
     else:
-        theta, gn, n_iter = thetas, start_gn, jnp.zeros(start_gn.shape, jnp.int32)
-    loss = jax.vmap(problem.loss_accurate)(theta)
+        gn, n_iter = polished[1], polished[2]
     # a diverged flow keeps its end state: report the divergence, not a point polishing found somewhere else
     keep = lambda flow_value, polished: jnp.where(  # noqa: E731
         diverged.reshape(diverged.shape + (1,) * (jnp.ndim(polished) - 1)), flow_value, polished)
@@ -178,7 +189,10 @@ def certify(problem, thetas, *, polish: Polish | None = None, diverged=None) -> 
     polish = Polish() if polish is None else polish
     n = jax.tree.leaves(thetas)[0].shape[0]
     diverged = jnp.zeros(n, bool) if diverged is None else jnp.asarray(diverged, bool)
-    return _certify(problem, thetas, polish, diverged)
+    polished = _polished(problem, thetas, polish) if polish.enabled else None
+    points = _certify(problem, thetas, polished, polish, diverged)
+    # on CPU devices LAPACK must see arrays on one device (flow.lanes); GPUs keep the split
+    return unshard(points) if jax.local_devices()[0].platform == "cpu" else points
 
 
 def default_analyzers(*, zero_tol=1.0e-7, global_loss_tol=1.0e-20) -> tuple:

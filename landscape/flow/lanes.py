@@ -15,8 +15,9 @@ thread nothing runs those tasks and the process hangs (jax 0.10.2: the polishing
 cores). So on CPU devices ``lanes_map`` falls back to ``vmap`` for a function that calls LAPACK
 (:func:`calls_lapack`), and an array split over devices must be brought back to one (:func:`unshard`) before
 LAPACK sees it, since XLA would partition the call the same way. Flows and losses use no LAPACK and run split
-(:mod:`landscape.flow.packing` unshards the trajectories it returns); polishing and the Hessian spectrum call
-``eigh`` and run on one device.
+(:mod:`landscape.flow.packing` unshards the trajectories it returns), and so do certification's measurements (the
+start gradient norm and the accurate loss, :func:`landscape.certify`, which unshards its result); polishing and
+the Hessian spectrum call ``eigh`` and run on one device.
 
 Why CPU cores as devices: XLA:CPU spreads each operation of a program over its threads, which pays little for the
 small fused loops of a vmapped flow (the GD step of ``experiments/bench_peer.py``, d = 6 and 1024 lanes: 2.83 ms

@@ -1,7 +1,7 @@
 """Matrix-free Hessian spectra: Lanczos extremes with residuals, Hutchinson / Hutch++ traces, SLQ densities.
 
 For nets too large for a dense ``eigh`` (P parameters, memory P^2), everything here touches the Hessian only
-through Hessian-vector products, forward-over-reverse (:func:`hessian_operator`):
+through Hessian-vector products, forward mode over the gradient (:func:`hessian_operator`):
 
     H v = d/de grad L(theta + e v) |_{e=0}     (``jax.linearize`` of the gradient once, then one JVP per product)
 
@@ -56,6 +56,8 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 from matfree import decomp, stochtrace
 
+from ..flow.polish import flat_gradient
+
 __all__ = ["hessian_operator", "LanczosExtremes", "lanczos_extremes", "hessian_extremes", "hutchinson_trace",
            "hutchpp_trace", "SpectralDensity", "spectral_density", "hessian_density", "BREAKDOWN_TOL"]
 
@@ -66,9 +68,10 @@ BREAKDOWN_TOL = 1.0e-8
 def hessian_operator(problem, theta):
     """``(matvec, flat)``: v -> H v over the flattened trainable parameters, and the flat point.
 
-    Forward-over-reverse: the gradient is linearised once at theta (``jax.linearize``), then each product is one
-    JVP of it, cost a few gradients, memory O(P) plus the linearisation's residuals. The order of the flat vector is
-    that of ``ravel_pytree`` (:func:`landscape.hessian_matrix`).
+    Forward mode over the gradient: the gradient (the problem's closed form where it has one, else reverse mode:
+    :func:`landscape.flow.polish.flat_gradient`) is linearised once at theta (``jax.linearize``), then each product
+    is one JVP of it, cost a few gradients, memory O(P) plus the linearisation's residuals. The order of the flat
+    vector is that of ``ravel_pytree`` (:func:`landscape.hessian_matrix`).
 
     Args:
         problem: a :class:`landscape.TeacherStudent`.
@@ -87,7 +90,7 @@ def hessian_operator(problem, theta):
         True
     """
     flat, unravel = ravel_pytree(theta)
-    _, matvec = jax.linearize(jax.grad(lambda z: problem.loss(unravel(z))), flat)
+    _, matvec = jax.linearize(flat_gradient(problem, unravel), flat)
     return matvec, flat
 
 
@@ -184,7 +187,7 @@ def lanczos_extremes(matvec, v0, *, k: int = 5, num_matvecs: int | None = None,
 
 
 def hessian_extremes(problem, theta, *, key, k: int = 5, num_matvecs: int | None = None) -> LanczosExtremes:
-    """:func:`lanczos_extremes` of the Hessian of ``problem`` at ``theta`` (forward-over-reverse products).
+    """:func:`lanczos_extremes` of the Hessian of ``problem`` at ``theta`` (products of :func:`hessian_operator`).
 
     Args:
         problem: a :class:`landscape.TeacherStudent`.
@@ -340,7 +343,7 @@ def spectral_density(matvec, dim: int, *, key, num_probes: int = 4, num_matvecs:
 
 
 def hessian_density(problem, theta, *, key, num_probes: int = 4, num_matvecs: int = 80) -> SpectralDensity:
-    """:func:`spectral_density` of the Hessian of ``problem`` at ``theta`` (forward-over-reverse products).
+    """:func:`spectral_density` of the Hessian of ``problem`` at ``theta`` (products of :func:`hessian_operator`).
 
     Example:
         >>> import jax, jax.numpy as jnp, landscape as ls

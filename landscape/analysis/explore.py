@@ -150,8 +150,8 @@ def _certify(problem, thetas, polished, settings: Polish, diverged):
     else:
         gn, n_iter = polished[1], polished[2]
     # a diverged flow keeps its end state: report the divergence, not a point polishing found somewhere else
-    keep = lambda flow_value, polished: jnp.where(  # noqa: E731
-        diverged.reshape(diverged.shape + (1,) * (jnp.ndim(polished) - 1)), flow_value, polished)
+    keep = lambda flow_value, new_value: jnp.where(  # noqa: E731
+        diverged.reshape(diverged.shape + (1,) * (jnp.ndim(new_value) - 1)), flow_value, new_value)
     theta = jax.tree.map(keep, thetas, theta)
     loss, gn = keep(start_loss, loss), keep(start_gn, gn)
     n_iter = jnp.where(diverged, 0, n_iter)

@@ -135,6 +135,7 @@ class PolishConfig:
     tol: float = 1.0e-10
     max_iter: int = 300
     handoff_tol: float = 1.0e-3  # flows stop here, Newton takes over; 0: flows run to flow.grad_tol (handoff.py)
+    segment_iters: int = 8  # polishing passes per segment of a packed batch, 0 = one loop (lockstep)
 
 
 @dataclass(frozen=True)
@@ -285,6 +286,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"polish.handoff_tol = {po.handoff_tol} must be >= 0 (0: no early hand-off); use e.g. 1e-3")
     if fl.segment_steps < 0:
         raise ConfigError(f"flow.segment_steps = {fl.segment_steps} must be >= 0 (0 runs each flow as one solve)")
+    if po.segment_iters < 0:
+        raise ConfigError(f"polish.segment_iters = {po.segment_iters} must be >= 0 (0 polishes a batch as one loop)")
     for key, v in [("init.scale", i.scale), ("flow.t_max", fl.t_max), ("flow.lr", fl.lr),
                    ("flow.grad_tol", fl.grad_tol), ("flow.rtol", fl.rtol), ("flow.atol", fl.atol),
                    ("polish.tol", po.tol), ("analysis.zero_tol", an.zero_tol)]:
@@ -817,7 +820,8 @@ def build_init(i: InitConfig):
 
 def build_polish(po: PolishConfig) -> Polish:
     """The certification settings of a ``[polish]`` section."""
-    return Polish(po.tol, max_iter=po.max_iter, enabled=po.enabled, handoff_tol=po.handoff_tol or None)
+    return Polish(po.tol, max_iter=po.max_iter, enabled=po.enabled, handoff_tol=po.handoff_tol or None,
+                  segment_iters=po.segment_iters)
 
 
 ANALYZERS = {

@@ -34,6 +34,7 @@ def test_defaults_fill_everything_but_sizes():
         (_with(problem={"activation": "swish"}), "problem.activation: unknown activation 'swish'"),
         (_with(teacher={"width": 9}), "teacher.width = 9 exceeds problem.input_dim = 4"),
         (_with(init={"scale": -1.0}), "init.scale = -1.0 must be > 0"),
+        (_with(polish={"segment_iters": -1}), "polish.segment_iters = -1 must be >= 0"),
         (_with(flow={"method": "sgd"}), "flow.method = 'sgd' is not valid"),
         (_with(student={"bias": True}), "population"),
         (_with(student={"hidden_widths": [4, 4]}), "student.hidden_widths = [4, 4] must end with student.width = 5"),

@@ -58,3 +58,24 @@ def test_handoff_matches_flows_run_to_grad_tol_on_the_readme_problem():
     np.testing.assert_allclose(e["flow_loss"][rest], t["flow_loss"][rest], rtol=1e-9, atol=1e-20)
     np.testing.assert_allclose(e["loss"], t["loss"], rtol=1e-9, atol=1e-20)
     assert e["flow_status"][rest].tolist() == t["flow_status"][rest].tolist()  # handed lanes: tight may hit t_max
+    # the re-flowed lanes were certified and analysed on their own and merged in: the tight run's spectra
+    assert (e["analysis_status"] == "ok").all()
+    np.testing.assert_allclose(early.arrays()["eigenvalues"][rest], tight.arrays()["eigenvalues"][rest],
+                               rtol=1e-7, atol=1e-9)
+
+
+def test_merged_analysis_keeps_other_rows_and_whole_strings():
+    from landscape.analysis.analyzer import AnalysisResult
+    from landscape.analysis.explore import _merge_analysis
+
+    full = AnalysisResult(columns={"kind": np.array(["minimum", "saddle", "minimum"]), "index": np.array([0, 1, 0])},
+                          arrays={"eigenvalues": np.zeros((3, 2))}, status=np.array(["ok", "ok", "ok"]))
+    sub = AnalysisResult(columns={"kind": np.array(["not_converged", "not_converged"]), "index": np.array([-1, -1]),
+                                  "extra": np.array([1.5, 1.5])},
+                         arrays={"eigenvalues": np.ones((2, 2))}, status=np.array(["hessian: failed", "ok"]))
+    out = _merge_analysis(full, sub, np.array([1]))  # row 1 from the sub-batch's first row (its second is padding)
+    assert out.columns["kind"].tolist() == ["minimum", "not_converged", "minimum"]
+    assert out.columns["index"].tolist() == [0, -1, 0] and list(out.columns) == ["kind", "index", "extra"]
+    assert np.isnan(out.columns["extra"][[0, 2]]).all() and out.columns["extra"][1] == 1.5
+    assert out.arrays["eigenvalues"].tolist() == [[0, 0], [1, 1], [0, 0]]
+    assert out.status.tolist() == ["ok", "hessian: failed", "ok"]

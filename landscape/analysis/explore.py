@@ -28,11 +28,11 @@ import numpy as np
 
 from ..flow.init import AbstractInit, GaussianInit
 from ..flow.lanes import lanes_map, unshard
-from ..flow.packing import PackStats, buckets, run_flows_packed
+from ..flow.packing import POLISH_SEGMENT, PackStats, buckets, polish_packed, run_flows_packed
 from ..flow.polish import polish
 from ..flow.programs import persistent_jit
 from ..flow.trajectory import NONFINITE, AbstractFlow, Trajectory, status_name
-from .analyzer import AnalysisResult, Point, run_analyzers
+from .analyzer import AnalysisResult, Point, fill_value, run_analyzers
 from .classify import Classify
 from .handoff import loosened, merge_rows, padded_indices, reflow_mask, take_rows
 from .hessian import HessianSpectrum
@@ -59,12 +59,16 @@ class Polish(eqx.Module):
             flowed again to ``grad_tol`` (:mod:`landscape.analysis.handoff`). Default 1e-3; None or 0: no early
             hand-off (every flow runs to its ``grad_tol``).
             It needs the ``classify`` analyzer (the ``kind`` column) and polishing; without them it is ignored.
+        segment_iters: polishing passes per segment (static), default 8: a batch on one device is polished in
+            segments with the points still polishing re-packed into smaller batches
+            (:func:`landscape.flow.packing.polish_packed`; the same points, without one slow point holding the
+            batch); 0: one vmapped loop.
 
     Example:
         >>> import landscape as ls
         >>> settings = ls.Polish(tol=1e-12, max_iter=50)
-        >>> float(settings.tol), settings.max_iter, settings.enabled
-        (1e-12, 50, True)
+        >>> float(settings.tol), settings.max_iter, settings.enabled, settings.segment_iters
+        (1e-12, 50, True, 8)
 
     References:
         Yamashita & Fukushima, On the Rate of Convergence of the Levenberg-Marquardt Method, Computing (Suppl.)
@@ -78,12 +82,15 @@ class Polish(eqx.Module):
     max_iter: int = eqx.field(static=True)
     enabled: bool = eqx.field(static=True)
     handoff_tol: jax.Array
+    segment_iters: int = eqx.field(static=True)
 
-    def __init__(self, tol=1.0e-10, *, max_iter: int = 300, enabled: bool = True, handoff_tol: float | None = 1.0e-3):
+    def __init__(self, tol=1.0e-10, *, max_iter: int = 300, enabled: bool = True, handoff_tol: float | None = 1.0e-3,
+                 segment_iters: int = POLISH_SEGMENT):
         self.tol = jnp.asarray(tol, float)
         self.max_iter = int(max_iter)
         self.enabled = bool(enabled)
         self.handoff_tol = jnp.asarray(0.0 if handoff_tol is None else handoff_tol, float)  # traced: 0 is off
+        self.segment_iters = int(segment_iters)
 
 
 class Certified(eqx.Module):
@@ -186,13 +193,25 @@ def certify(problem, thetas, *, polish: Polish | None = None, diverged=None) -> 
         >>> points.certified.tolist(), (points.grad_norm <= 1e-10).tolist()
         ([True, True], [True, True])
     """
-    polish = Polish() if polish is None else polish
+    return _certify_batch(problem, thetas, Polish() if polish is None else polish, diverged)[0]
+
+
+def _certify_batch(problem, thetas, polish: Polish, diverged) -> tuple[Certified, PackStats | None]:
+    """:func:`certify`, and the :class:`PackStats` of packed polishing (counting passes; None when not packed)."""
     n = jax.tree.leaves(thetas)[0].shape[0]
     diverged = jnp.zeros(n, bool) if diverged is None else jnp.asarray(diverged, bool)
-    polished = _polished(problem, thetas, polish) if polish.enabled else None
+    polished = stats = None
+    if polish.enabled:
+        one_device = all(len(x.sharding.device_set) == 1 for x in jax.tree.leaves(thetas) if hasattr(x, "sharding"))
+        if one_device and polish.segment_iters > 0:  # re-packed segments (a sharded batch keeps its layout)
+            res, stats = polish_packed(problem, thetas, tol=polish.tol, max_iter=polish.max_iter,
+                                       segment=polish.segment_iters)
+            polished = (res.theta, res.grad_norm, res.n_iter)
+        else:
+            polished = _polished(problem, thetas, polish)
     points = _certify(problem, thetas, polished, polish, diverged)
     # on CPU devices LAPACK must see arrays on one device (flow.lanes); GPUs keep the split
-    return unshard(points) if jax.local_devices()[0].platform == "cpu" else points
+    return (unshard(points) if jax.local_devices()[0].platform == "cpu" else points), stats
 
 
 def default_analyzers(*, zero_tol=1.0e-7, global_loss_tol=1.0e-20) -> tuple:
@@ -402,9 +421,11 @@ def explore(problem, flow: AbstractFlow, *, key, n: int, init: AbstractInit | No
                 theta0_sub = jax.device_put(theta0_sub, sharding)
             sub, sub_packing = _flow_stage(problem, flow, theta0_sub, sharding, timings)
             traj = merge_rows(traj, sub, idx)
-            # certify and analyze the whole batch again: its shape is compiled already (a sub-batch shape would
-            # compile every stage anew); polishing is deterministic, so the other lanes get the same points again
-            points, analysis = _analysis_stages(problem, traj, polish, analyzers, timings)
+            # certify and analyze the re-flowed lanes only, at their padded size (a packed flow's bucket: few
+            # shapes), and merge them in; the other lanes keep their points (every analyzer looks at one point)
+            sub_points, sub_analysis = _analysis_stages(problem, sub, polish, analyzers, timings)
+            points = merge_rows(points, sub_points, idx)
+            analysis = _merge_analysis(analysis, sub_analysis, idx)
             if packing is not None:
                 packing = PackStats(useful=packing.useful + sub_packing.useful,
                                     computed=packing.computed + sub_packing.computed,
@@ -416,6 +437,25 @@ def explore(problem, flow: AbstractFlow, *, key, n: int, init: AbstractInit | No
                        packing=packing)
 
 
+def _merge_analysis(analysis: AnalysisResult, sub: AnalysisResult, idx: np.ndarray) -> AnalysisResult:
+    """``analysis`` with rows ``idx`` from the first len(idx) rows of ``sub``; a name only one of them has (an
+    analyzer whose output depends on the batch's points, e.g. an error in every row) is filled for the others."""
+    def merged(full: dict, part: dict) -> dict:
+        out = {}
+        for name in {**full, **part}:
+            x = full.get(name)
+            y = part.get(name)
+            if x is None:
+                x = np.full((len(analysis.status),) + np.shape(y)[1:], fill_value(np.asarray(y).dtype))
+            if y is None:
+                y = np.full((len(sub.status),) + np.shape(x)[1:], fill_value(np.asarray(x).dtype))
+            out[name] = merge_rows(x, y, idx)
+        return out
+
+    return AnalysisResult(columns=merged(analysis.columns, sub.columns), arrays=merged(analysis.arrays, sub.arrays),
+                          status=merge_rows(analysis.status, sub.status, idx))
+
+
 def _handoff_applies(flow, polish: Polish, analyzers) -> bool:
     """Whether the early hand-off runs: asked for, looser than the flow's own tolerance, polishing on, and a
     ``classify`` analyzer to say which points are minima."""
@@ -425,7 +465,7 @@ def _handoff_applies(flow, polish: Polish, analyzers) -> bool:
 
 
 def _add(timings: dict, name: str, seconds: float) -> None:
-    timings[name] = timings.get(name, 0.0) + seconds  # a hand-off's second pass adds to the first pass's entries
+    timings[name] = timings.get(name, 0) + seconds  # a hand-off's second pass adds to the first pass's entries
 
 
 def _flow_stage(problem, flow, theta0, sharding, timings: dict):
@@ -444,8 +484,12 @@ def _flow_stage(problem, flow, theta0, sharding, timings: dict):
 def _analysis_stages(problem, traj, polish: Polish, analyzers, timings: dict):
     """Certify the flows' end points and analyze them: (Certified, AnalysisResult)."""
     t0 = time.perf_counter()
-    points = jax.block_until_ready(certify(problem, traj.theta, polish=polish, diverged=traj.status == NONFINITE))
+    points, stats = _certify_batch(problem, traj.theta, polish, traj.status == NONFINITE)
+    points = jax.block_until_ready(points)
     _add(timings, "polish_s", time.perf_counter() - t0)
+    if stats is not None:
+        _add(timings, "polish_passes_useful", stats.useful)
+        _add(timings, "polish_passes_computed", stats.computed)
     stage = {}
     analysis = run_analyzers(analyzers, problem, Point(theta=points.theta, loss=points.loss,
                                                        grad_norm=points.grad_norm, certified=points.certified,

@@ -16,8 +16,8 @@ The rule (:func:`explore` with ``Polish(handoff_tol=...)``):
    :class:`landscape.analysis.Classify`) at a loss **no higher** than the flow's end point (up to 1e-12 relative).
    A gradient flow only descends, so a higher loss cannot be its limit; a saddle, a degenerate point or a failed
    polish may be a plateau the flow was still crossing. The re-flowed lanes are padded to one of the packed flow's
-   bucket sizes; then the whole batch is certified and analysed again (its shape is compiled already, a sub-batch
-   shape would compile every stage anew; polishing is deterministic, so the other lanes do not change).
+   bucket sizes, and only they are certified and analysed again, at that padded size, and merged into the batch's
+   results (the other lanes keep theirs: every analyzer looks at one point).
 
 Lanes that reached the tight tolerance, ran to ``t_max`` or diverged are not affected (their flows are the same with
 either tolerance). The re-flowed lanes give exactly the results of a run with the tight tolerance (same
@@ -75,13 +75,15 @@ def take_rows(tree, rows: np.ndarray):
 
 
 def merge_rows(tree, sub, idx: np.ndarray):
-    """``tree`` with rows ``idx`` replaced by the first len(idx) rows of ``sub`` (pytrees, leading axis n), on the
-    host (numpy) for the same reason as :func:`take_rows`."""
+    """``tree`` with rows ``idx`` replaced by the first len(idx) rows of ``sub`` (pytrees of the same structure,
+    leading axis n), on the host (numpy) for the same reason as :func:`take_rows`. Strings keep their full length
+    (the dtypes are promoted: ``<U5`` and ``<U9`` give ``<U9``)."""
     k = len(idx)
 
     def merged(x, y):
-        out = np.array(x)
-        out[idx] = np.asarray(y)[:k]
+        x, y = np.asarray(x), np.asarray(y)
+        out = np.array(x, dtype=np.promote_types(x.dtype, y.dtype))
+        out[idx] = y[:k]
         return out
 
     return jax.tree.map(merged, jax.device_get(tree), jax.device_get(sub))

@@ -25,7 +25,8 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-__all__ = ["PolishResult", "polish", "polish_batch", "dense_hessian", "flat_gradient", "hessian_block_size",
+__all__ = ["PolishResult", "PolishState", "polish", "polish_start", "polish_advance", "polish_running",
+           "polish_result", "polish_batch", "dense_hessian", "flat_gradient", "hessian_block_size",
            "tangent_words", "HESSIAN_BLOCK_BYTES"]
 
 _C_MIN, _C_MAX = 1.0e-8, 1.0e20
@@ -151,46 +152,61 @@ class PolishResult(eqx.Module):
     converged: jax.Array
 
 
-def polish(problem, theta, *, tol=1e-10, max_iter: int = 100) -> PolishResult:
-    """Levenberg-Marquardt on grad L = 0 from ``theta`` (one point); pure, jittable, vmappable over ``theta``.
+class PolishState(eqx.Module):
+    """The Levenberg-Marquardt iteration of :func:`polish` between two segments (one point; leaves gain a leading
+    axis under vmap): the accepted iterate with its gradient and Hessian eigendecomposition, the damping, and the
+    next trial point.
 
-    With g = grad L and H = V diag(lambda) V^T the dense Hessian of the P flattened trainable parameters, each
-    iteration tries
-
-        step = -(H^2 + mu I)^{-1} H g,   mu = c |g| far from a critical point, mu = c 1e6 |g|^2 once |g| < 1e-6,
-
-    (or a short pseudo-inverse Newton step in the end game) with c adapted by a trust-region ratio; see the module
-    docstring. Saddles polish like minima. Costs one (P, P) Hessian and ``eigh`` per iteration: meant for small P.
-    A ``lax.while_loop``: ``tol`` may be traced, ``max_iter`` is static; never raises (NaN gives ``converged``
-    False).
-
-    Args:
-        problem: a :class:`landscape.problem.Problem`.
-        theta: trainable parameter dict near a critical point.
-        tol: target |grad L| (may be traced).
-        max_iter: iteration cap (static: fixed shapes).
-
-    Returns:
-        :class:`PolishResult` (scalars and a ``theta`` of the input's shapes).
-
-    Example:
-        >>> import jax, jax.numpy as jnp, landscape as ls
-        >>> problem = ls.TeacherStudent(ls.Teacher.orthonormal(d=3, width=2), ls.TwoLayer(width=2),
-        ...                             ls.SampleLoss.gaussian(n=16, d=3, key=jax.random.key(0)))
-        >>> res = jax.jit(ls.polish)(problem, {"w": jnp.eye(3)[:2] + 1e-3, "a": jnp.ones(2)})
-        >>> bool(res.converged), float(res.grad_norm) <= 1e-10, float(res.loss) < 1e-18, int(res.n_iter) < 10
-        (True, True, True, True)
-
-    References:
-        Yamashita & Fukushima, On the Rate of Convergence of the Levenberg-Marquardt Method, Computing (Suppl.)
-        15, 2001.
-
-        Fan & Yuan, On the Quadratic Convergence of the Levenberg-Marquardt Method without Nonsingularity
-        Assumption, Computing 74, 2005.
+    Attributes:
+        theta: accepted iterate (trainable dict).
+        g: (P,) flat gradient at theta; gn: |g| (inf before the first pass).
+        lam, v: (P,) eigenvalues and (P, P) eigenvectors (columns) of the Hessian at theta.
+        c: damping factor; it: passes done (the first only evaluates the start); loss: L(theta).
+        x_try: (P,) flat trial point of the next pass; predicted: its predicted reduction of |g|^2.
     """
-    x0, unravel = ravel_pytree(theta)
+
+    theta: dict
+    g: jax.Array
+    gn: jax.Array
+    lam: jax.Array
+    v: jax.Array
+    c: jax.Array
+    it: jax.Array
+    loss: jax.Array
+    x_try: jax.Array
+    predicted: jax.Array
+
+
+def polish_start(theta) -> PolishState:
+    """The state before the first pass of :func:`polish` at ``theta`` (one point; no evaluation yet)."""
+    x0, _ = ravel_pytree(theta)
+    n = x0.shape[0]
+    zero = jnp.zeros((), x0.dtype)
+    return PolishState(theta=theta, g=jnp.zeros(n, x0.dtype), gn=jnp.asarray(jnp.inf, x0.dtype),
+                       lam=jnp.zeros(n, x0.dtype), v=jnp.eye(n, dtype=x0.dtype), c=jnp.asarray(1.0, x0.dtype),
+                       it=jnp.int32(0), loss=zero, x_try=x0, predicted=zero)
+
+
+def polish_running(state: PolishState, tol, max_iter: int):
+    """Whether :func:`polish` would take another pass from ``state``: the first, or |g| > tol with iterations and
+    damping left and |g| finite."""
+    return _running(state.it, state.gn, state.c, tol, max_iter)
+
+
+def _running(it, gn, c, tol, max_iter: int):
+    return (it == 0) | ((it <= max_iter) & (gn > tol) & jnp.isfinite(gn) & (c < _C_MAX))
+
+
+def polish_advance(problem, state: PolishState, *, tol=1e-10, max_iter: int = 100, steps=None) -> PolishState:
+    """At most ``steps`` more passes of :func:`polish` from ``state`` (None: until it stops); pure, vmappable.
+
+    The passes are those of one uninterrupted :func:`polish`: a run cut into segments reaches the same iterate.
+    ``tol`` and ``steps`` may be traced, ``max_iter`` is static.
+    """
+    _, unravel = ravel_pytree(state.theta)
     f = lambda x: problem.loss(unravel(x))  # noqa: E731
-    block = hessian_block_size(problem, x0.shape[0])  # static: Hessian columns per block (P: one jacfwd)
+    n_params = state.x_try.shape[0]
+    block = hessian_block_size(problem, n_params)  # static: Hessian columns per block (P: one jacfwd)
     grad = flat_gradient(problem, unravel)  # the closed form where there is one: what the Hessian differentiates
 
     def local(x):
@@ -223,9 +239,11 @@ def polish(problem, theta, *, tol=1e-10, max_iter: int = 100) -> PolishResult:
         st = jnp.where(use_nt, st_nt, st_lm)
         return x + v @ st, gn**2 - jnp.sum((gt + lam * st) ** 2)
 
+    it0, steps = state.it, jnp.iinfo(jnp.int32).max if steps is None else jnp.asarray(steps, jnp.int32)
+
     def cond(s):
         _, _, gn, _, _, c, it, _, _, _ = s
-        return (it == 0) | ((it <= max_iter) & (gn > tol) & jnp.isfinite(gn) & (c < _C_MAX))
+        return (it - it0 < steps) & _running(it, gn, c, tol, max_iter)
 
     def body(s):
         x, g, gn, lam, v, c, it, loss, x_try, predicted = s
@@ -241,12 +259,59 @@ def polish(problem, theta, *, tol=1e-10, max_iter: int = 100) -> PolishResult:
         x_try, predicted = trial(x, g, gn, lam, v, c)
         return (x, g, gn, lam, v, c, it + 1, loss, x_try, predicted)
 
-    n = x0.shape[0]
-    zero = jnp.zeros((), x0.dtype)
-    s = (x0, jnp.zeros(n, x0.dtype), jnp.asarray(jnp.inf, x0.dtype), jnp.zeros(n, x0.dtype), jnp.eye(n, dtype=x0.dtype),
-         jnp.asarray(1.0, x0.dtype), jnp.int32(0), zero, x0, zero)
-    x, _, gn, _, _, _, it, loss, _, _ = jax.lax.while_loop(cond, body, s)
-    return PolishResult(theta=unravel(x), loss=loss, grad_norm=gn, n_iter=it - 1, converged=gn <= tol)
+    s = (ravel_pytree(state.theta)[0], state.g, state.gn, state.lam, state.v, state.c, state.it, state.loss,
+         state.x_try, state.predicted)
+    x, g, gn, lam, v, c, it, loss, x_try, predicted = jax.lax.while_loop(cond, body, s)
+    return PolishState(theta=unravel(x), g=g, gn=gn, lam=lam, v=v, c=c, it=it, loss=loss, x_try=x_try,
+                       predicted=predicted)
+
+
+def polish_result(state: PolishState, tol=1e-10) -> PolishResult:
+    """:class:`PolishResult` of a finished (or interrupted) :func:`polish_advance` state."""
+    return PolishResult(theta=state.theta, loss=state.loss, grad_norm=state.gn, n_iter=state.it - 1,
+                        converged=state.gn <= tol)
+
+
+def polish(problem, theta, *, tol=1e-10, max_iter: int = 100) -> PolishResult:
+    """Levenberg-Marquardt on grad L = 0 from ``theta`` (one point); pure, jittable, vmappable over ``theta``.
+
+    With g = grad L and H = V diag(lambda) V^T the dense Hessian of the P flattened trainable parameters, each
+    iteration tries
+
+        step = -(H^2 + mu I)^{-1} H g,   mu = c |g| far from a critical point, mu = c 1e6 |g|^2 once |g| < 1e-6,
+
+    (or a short pseudo-inverse Newton step in the end game) with c adapted by a trust-region ratio; see the module
+    docstring. Saddles polish like minima. Costs one (P, P) Hessian and ``eigh`` per iteration: meant for small P.
+    A ``lax.while_loop``: ``tol`` may be traced, ``max_iter`` is static; never raises (NaN gives ``converged``
+    False). The same iterations in segments: :func:`polish_start`, :func:`polish_advance`, :func:`polish_result`
+    (what :func:`landscape.flow.packing.polish_packed` runs, re-packing the points still polishing).
+
+    Args:
+        problem: a :class:`landscape.problem.Problem`.
+        theta: trainable parameter dict near a critical point.
+        tol: target |grad L| (may be traced).
+        max_iter: iteration cap (static: fixed shapes).
+
+    Returns:
+        :class:`PolishResult` (scalars and a ``theta`` of the input's shapes).
+
+    Example:
+        >>> import jax, jax.numpy as jnp, landscape as ls
+        >>> problem = ls.TeacherStudent(ls.Teacher.orthonormal(d=3, width=2), ls.TwoLayer(width=2),
+        ...                             ls.SampleLoss.gaussian(n=16, d=3, key=jax.random.key(0)))
+        >>> res = jax.jit(ls.polish)(problem, {"w": jnp.eye(3)[:2] + 1e-3, "a": jnp.ones(2)})
+        >>> bool(res.converged), float(res.grad_norm) <= 1e-10, float(res.loss) < 1e-18, int(res.n_iter) < 10
+        (True, True, True, True)
+
+    References:
+        Yamashita & Fukushima, On the Rate of Convergence of the Levenberg-Marquardt Method, Computing (Suppl.)
+        15, 2001.
+
+        Fan & Yuan, On the Quadratic Convergence of the Levenberg-Marquardt Method without Nonsingularity
+        Assumption, Computing 74, 2005.
+    """
+    state = polish_advance(problem, polish_start(theta), tol=tol, max_iter=max_iter)
+    return polish_result(state, tol)
 
 
 def polish_batch(problem, theta_batch, *, tol=1e-10, max_iter: int = 100) -> PolishResult:

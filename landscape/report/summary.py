@@ -50,8 +50,10 @@ def group_eigenvalues(eigs, *, zero_tol_abs: float, rel_tol: float = 1e-6) -> li
     ]
 
 
-LANE_STEPS = ("flow_lane_steps_useful", "flow_lane_steps_computed")
-"""Counts :func:`landscape.explore` records beside its timings (summed over chunks like them)."""
+WORK_COUNTS = {"flow_lane_steps": ("flow_lane_steps_useful", "flow_lane_steps_computed"),
+               "polish_passes": ("polish_passes_useful", "polish_passes_computed")}
+"""Counts :func:`landscape.explore` records beside its timings (summed over chunks like them): the packed flows'
+solver steps and the packed polishing's Levenberg-Marquardt passes, useful (of real points) and computed (paid)."""
 
 
 def summarize(cfg, table: pd.DataFrame, arrays: dict | None = None, timings: dict | None = None) -> dict:
@@ -79,13 +81,14 @@ def summarize(cfg, table: pd.DataFrame, arrays: dict | None = None, timings: dic
             "analysis.zero_tol (relative to max|eig|)": cfg.analysis.zero_tol,
             "analysis.global_loss_tol": cfg.analysis.global_loss_tol,
         },
-        "timings_s": {k: v for k, v in (timings or {}).items() if k not in LANE_STEPS},
+        "timings_s": {k: v for k, v in (timings or {}).items() if not any(k in ks for ks in WORK_COUNTS.values())},
         **environment(),
     }
-    if all(k in (timings or {}) for k in LANE_STEPS):  # packed flows (landscape.flow.packing): waste accounting
-        useful, computed = (float(timings[k]) for k in LANE_STEPS)
-        out["flow_lane_steps"] = {"useful": int(useful), "computed": int(computed),
-                                  "useful_fraction": useful / computed if computed else 1.0}
+    for name, keys in WORK_COUNTS.items():  # packed flows and polishing (landscape.flow.packing): waste accounting
+        if all(k in (timings or {}) for k in keys):
+            useful, computed = (float(timings[k]) for k in keys)
+            out[name] = {"useful": int(useful), "computed": int(computed),
+                         "useful_fraction": useful / computed if computed else 1.0}
     out["not_certified"] = not_certified_summary(cfg, table)
     if "sym_class" in table:
         out["symmetry"] = symmetry_summary(cfg, table)

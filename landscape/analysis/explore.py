@@ -259,6 +259,8 @@ class Exploration(eqx.Module):
         timings: seconds per stage (init, flow, polish, one entry per analyzer), and the flow's lane-step counts.
         packing: :class:`landscape.flow.PackStats` of the packed flows (useful fraction of lane-steps, bucket
             sizes used), or None with a ``sharding``.
+        polish_packing: :class:`landscape.flow.PackStats` of the packed polishing (Levenberg-Marquardt passes,
+            bucket sizes used), or None where polishing was not packed.
 
     Example:
         >>> import jax, landscape as ls
@@ -278,6 +280,7 @@ class Exploration(eqx.Module):
     analysis: AnalysisResult
     timings: dict
     packing: PackStats | None = None
+    polish_packing: PackStats | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -409,7 +412,7 @@ def explore(problem, flow: AbstractFlow, *, key, n: int, init: AbstractInit | No
     early = _handoff_applies(flow, polish, analyzers)
     traj, packing = _flow_stage(problem, loosened(flow, polish.handoff_tol) if early else flow, theta0, sharding,
                                 timings)
-    points, analysis = _analysis_stages(problem, traj, polish, analyzers, timings)
+    points, analysis, polish_packing = _analysis_stages(problem, traj, polish, analyzers, timings)
     if early:  # lanes where Newton did not confirm the loose stop are flowed on to the flow's own grad_tol
         redo = reflow_mask(traj.status, analysis.columns, points.loss, points.start_loss, points.certified)
         timings["handoff_reflowed"] = int(redo.sum())
@@ -423,18 +426,25 @@ def explore(problem, flow: AbstractFlow, *, key, n: int, init: AbstractInit | No
             traj = merge_rows(traj, sub, idx)
             # certify and analyze the re-flowed lanes only, at their padded size (a packed flow's bucket: few
             # shapes), and merge them in; the other lanes keep their points (every analyzer looks at one point)
-            sub_points, sub_analysis = _analysis_stages(problem, sub, polish, analyzers, timings)
+            sub_points, sub_analysis, sub_polish = _analysis_stages(problem, sub, polish, analyzers, timings)
+            polish_packing = _combined(polish_packing, sub_polish)
             points = merge_rows(points, sub_points, idx)
             analysis = _merge_analysis(analysis, sub_analysis, idx)
-            if packing is not None:
-                packing = PackStats(useful=packing.useful + sub_packing.useful,
-                                    computed=packing.computed + sub_packing.computed,
-                                    segments=packing.segments + sub_packing.segments,
-                                    shapes=tuple(sorted(set(packing.shapes) | set(sub_packing.shapes), reverse=True)))
+            packing = _combined(packing, sub_packing)
     if packing is not None:
         timings.update(flow_lane_steps_useful=packing.useful, flow_lane_steps_computed=packing.computed)
+    if polish_packing is not None:
+        timings.update(polish_passes_useful=polish_packing.useful, polish_passes_computed=polish_packing.computed)
     return Exploration(ids=ids, theta0=theta0, trajectory=traj, points=points, analysis=analysis, timings=timings,
-                       packing=packing)
+                       packing=packing, polish_packing=polish_packing)
+
+
+def _combined(a: PackStats | None, b: PackStats | None) -> PackStats | None:
+    """The work of two packed runs together (None: not packed)."""
+    if a is None or b is None:
+        return a if b is None else b
+    return PackStats(useful=a.useful + b.useful, computed=a.computed + b.computed, segments=a.segments + b.segments,
+                     shapes=tuple(sorted(set(a.shapes) | set(b.shapes), reverse=True)))
 
 
 def _merge_analysis(analysis: AnalysisResult, sub: AnalysisResult, idx: np.ndarray) -> AnalysisResult:
@@ -465,7 +475,7 @@ def _handoff_applies(flow, polish: Polish, analyzers) -> bool:
 
 
 def _add(timings: dict, name: str, seconds: float) -> None:
-    timings[name] = timings.get(name, 0) + seconds  # a hand-off's second pass adds to the first pass's entries
+    timings[name] = timings.get(name, 0.0) + seconds  # a hand-off's second pass adds to the first pass's entries
 
 
 def _flow_stage(problem, flow, theta0, sharding, timings: dict):
@@ -482,18 +492,15 @@ def _flow_stage(problem, flow, theta0, sharding, timings: dict):
 
 
 def _analysis_stages(problem, traj, polish: Polish, analyzers, timings: dict):
-    """Certify the flows' end points and analyze them: (Certified, AnalysisResult)."""
+    """Certify the flows' end points and analyze them: (Certified, AnalysisResult, polishing's PackStats or None)."""
     t0 = time.perf_counter()
     points, stats = _certify_batch(problem, traj.theta, polish, traj.status == NONFINITE)
     points = jax.block_until_ready(points)
     _add(timings, "polish_s", time.perf_counter() - t0)
-    if stats is not None:
-        _add(timings, "polish_passes_useful", stats.useful)
-        _add(timings, "polish_passes_computed", stats.computed)
     stage = {}
     analysis = run_analyzers(analyzers, problem, Point(theta=points.theta, loss=points.loss,
                                                        grad_norm=points.grad_norm, certified=points.certified,
                                                        finite=points.finite), timings=stage)
     for name, seconds in stage.items():
         _add(timings, name, seconds)
-    return points, analysis
+    return points, analysis, stats

@@ -4,8 +4,10 @@ The problem is Safran-Shamir's (ReLU population loss through the arc-cosine kern
 k = d, output weights fixed to one, Xavier initialisations), for d = k in ``--dims``. For each (d, batch size n) the
 whole pipeline of :func:`landscape.explore` runs twice on the same shapes: the first run compiles (its wall time
 is reported as ``first s``), the second is timed (``warm s``) with fresh initialisations. Certified points per minute
-= certified end points of the warm run / its wall time * 60. Peak memory: the device's ``peak_bytes_in_use`` on a
-GPU, else the process's peak RSS (VmHWM), both cumulative over the process (so read them down a column).
+= certified end points of the warm run / its wall time * 60; ``useful`` and ``pol use``: the fractions of
+computed flow lane-steps and polishing passes that were useful (packed segments). Peak memory: the device's
+``peak_bytes_in_use`` on a GPU, else the process's peak RSS (VmHWM), both cumulative over the process (so read them
+down a column).
 
     python experiments/bench_scale.py                     # d = 6, 10, 20; n = 64, 256, 1024
     python experiments/bench_scale.py --dims 6 --sizes 64 256 --quick
@@ -68,7 +70,7 @@ def main(argv=None) -> int:
     print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), flow t_max {float(flow.t_max):g}, "
           f"grad_tol {float(flow.grad_tol):g}, segment_steps {flow.segment_steps}")
     print(f"{'d':>3} {'n':>7} {'first s':>8} {'warm s':>8} {'certified':>9} {'cert/min':>10} {'useful':>7} "
-          f"{'peak MiB':>9}  stages (warm, s)")
+          f"{'pol use':>7} {'peak MiB':>9}  stages (warm, s)")
     for d in args.dims:
         problem = ls.TeacherStudent(ls.Teacher.orthonormal(d=d, width=d), ls.TwoLayer(width=d),
                                     ls.PopulationLoss(), output_weights="teacher")
@@ -88,8 +90,9 @@ def main(argv=None) -> int:
             peak, _ = peak_memory()
             stages = " ".join(f"{k[:-2]}={v:.1f}" for k, v in res.timings.items() if k.endswith("_s"))
             useful = res.packing.fraction if res.packing is not None else float("nan")
+            pol = res.polish_packing.fraction if res.polish_packing is not None else float("nan")
             print(f"{d:>3} {n:>7} {first:8.1f} {warm:8.1f} {cert:>9} {cert / warm * 60:10.0f} {useful:7.2f} "
-                  f"{peak / 2**20:9.0f}  {stages}", flush=True)
+                  f"{pol:7.2f} {peak / 2**20:9.0f}  {stages}", flush=True)
     return 0
 
 

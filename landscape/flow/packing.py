@@ -17,6 +17,9 @@ Flows without segments (``segment_steps=0``, or a flow without ``start``/``advan
 ``jit(vmap(flow.run))``.
 
 :class:`PackStats` reports the fraction of computed lane-steps that were useful (``sum(s) / computed``).
+
+Newton polishing is packed the same way (:func:`polish_packed`): segments of ``polish.segment_iters``
+Levenberg-Marquardt passes, the points still polishing re-packed into the same buckets, on one device.
 """
 
 from __future__ import annotations
@@ -184,11 +187,12 @@ def polish_packed(problem, thetas, *, tol=1e-10, max_iter: int = 100, segment: i
     """:func:`landscape.flow.polish` of every point of a batch, in re-packed segments of ``segment`` passes.
 
     Polishing a batch under one vmapped ``while_loop`` runs every point for as many Levenberg-Marquardt passes as
-    the slowest needs; their counts are very uneven (d = k = 10 Safran-Shamir end points: median 6 passes, 99th
-    percentile 119, largest 151), so most of that work is wasted. Here the batch advances ``segment`` passes at a
-    time and the points still polishing are gathered into the buckets n, n / 4, ... (module docstring). Each
-    point's passes are those of :func:`polish`: the results are the same. ``eigh`` runs in every pass, so the batch
-    stays on the device it is on (no :func:`~landscape.flow.lanes.lanes_map`; see :mod:`landscape.flow.lanes`).
+    the slowest needs; their counts can be very uneven (d = k = 10 Safran-Shamir, flows cut at t = 200: median 6
+    passes, 99th percentile 119, largest 151), and then most of that work is wasted. Here the batch advances
+    ``segment`` passes at a time and the points still polishing are gathered into the buckets n, n / 4, ...
+    (module docstring). Each point takes the passes of :func:`polish` (a segment boundary changes nothing; a
+    smaller batch may round differently, ~1e-14). ``eigh`` runs in every pass, so the batch stays on the device it
+    is on (no :func:`~landscape.flow.lanes.lanes_map`; see :mod:`landscape.flow.lanes`).
 
     Args:
         problem: the problem (shared by the batch).

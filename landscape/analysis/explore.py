@@ -29,7 +29,6 @@ import numpy as np
 from ..flow.init import AbstractInit, GaussianInit
 from ..flow.lanes import lanes_map, unshard
 from ..flow.packing import POLISH_SEGMENT, PackStats, buckets, polish_packed, run_flows_packed
-from ..flow.polish import polish
 from ..flow.programs import persistent_jit
 from ..flow.trajectory import NONFINITE, AbstractFlow, Trajectory, status_name
 from .analyzer import AnalysisResult, Point, fill_value, run_analyzers
@@ -138,17 +137,11 @@ def grad_norm(problem, theta):
 
 
 @persistent_jit
-def _polished(problem, thetas, settings: Polish):
-    """Polishing of the batch: (theta, |grad|, iterations). ``eigh`` inside: one device (flow.lanes)."""
-    res = jax.vmap(lambda t: polish(problem, t, tol=settings.tol, max_iter=settings.max_iter))(thetas)
-    return res.theta, res.grad_norm, res.n_iter
-
-
-@persistent_jit
 def _certify(problem, thetas, polished, settings: Polish, diverged):
-    """Certification from the flows' end points ``thetas`` and ``polished`` = :func:`_polished` (None: polishing
-    off). The per-point measurements (start |grad| and the accurate loss, no LAPACK) run on the lanes of every
-    device (:func:`landscape.flow.lanes.lanes_map`); the result stays split over them (:func:`certify` unshards)."""
+    """Certification from the flows' end points ``thetas`` and ``polished`` = (theta, |grad|, iterations) of
+    :func:`landscape.flow.packing.polish_packed` (None: polishing off). The per-point measurements (start |grad|
+    and the accurate loss, no LAPACK) run on the lanes of every device (:func:`landscape.flow.lanes.lanes_map`);
+    the result stays split over them (:func:`certify` unshards)."""
     theta = thetas if polished is None else polished[0]
     start_loss, start_gn, loss = lanes_map(lambda tt: (*grad_norm(problem, tt[0]), problem.loss_accurate(tt[1])),
                                            (thetas, theta))
@@ -197,18 +190,16 @@ def certify(problem, thetas, *, polish: Polish | None = None, diverged=None) -> 
 
 
 def _certify_batch(problem, thetas, polish: Polish, diverged) -> tuple[Certified, PackStats | None]:
-    """:func:`certify`, and the :class:`PackStats` of packed polishing (counting passes; None when not packed)."""
+    """:func:`certify`, and the :class:`PackStats` of polishing (counting passes; None with polishing off)."""
     n = jax.tree.leaves(thetas)[0].shape[0]
     diverged = jnp.zeros(n, bool) if diverged is None else jnp.asarray(diverged, bool)
     polished = stats = None
-    if polish.enabled:
+    if polish.enabled:  # ``eigh`` in every pass: on one device (flow.lanes), or a GPU batch's own split
         one_device = all(len(x.sharding.device_set) == 1 for x in jax.tree.leaves(thetas) if hasattr(x, "sharding"))
-        if one_device and polish.segment_iters > 0:  # re-packed segments (a sharded batch keeps its layout)
-            res, stats = polish_packed(problem, thetas, tol=polish.tol, max_iter=polish.max_iter,
-                                       segment=polish.segment_iters)
-            polished = (res.theta, res.grad_norm, res.n_iter)
-        else:
-            polished = _polished(problem, thetas, polish)
+        # re-packed segments; a batch split over devices keeps its layout (one loop)
+        res, stats = polish_packed(problem, thetas, tol=polish.tol, max_iter=polish.max_iter,
+                                   segment=polish.segment_iters if one_device else 0)
+        polished = (res.theta, res.grad_norm, res.n_iter)
     points = _certify(problem, thetas, polished, polish, diverged)
     # on CPU devices LAPACK must see arrays on one device (flow.lanes); GPUs keep the split
     return (unshard(points) if jax.local_devices()[0].platform == "cpu" else points), stats
@@ -259,8 +250,8 @@ class Exploration(eqx.Module):
         timings: seconds per stage (init, flow, polish, one entry per analyzer), and the flow's lane-step counts.
         packing: :class:`landscape.flow.PackStats` of the packed flows (useful fraction of lane-steps, bucket
             sizes used), or None with a ``sharding``.
-        polish_packing: :class:`landscape.flow.PackStats` of the packed polishing (Levenberg-Marquardt passes,
-            bucket sizes used), or None where polishing was not packed.
+        polish_packing: :class:`landscape.flow.PackStats` of polishing (Levenberg-Marquardt passes useful and
+            computed, bucket sizes used; one loop where it was not packed), or None with polishing off.
 
     Example:
         >>> import jax, landscape as ls
@@ -448,8 +439,9 @@ def _combined(a: PackStats | None, b: PackStats | None) -> PackStats | None:
 
 
 def _merge_analysis(analysis: AnalysisResult, sub: AnalysisResult, idx: np.ndarray) -> AnalysisResult:
-    """``analysis`` with rows ``idx`` from the first len(idx) rows of ``sub``; a name only one of them has (an
-    analyzer whose output depends on the batch's points, e.g. an error in every row) is filled for the others."""
+    """``analysis`` with rows ``idx`` from the first len(idx) rows of ``sub``; a name only one side has (e.g. a
+    host analyzer that failed on every point of one side, so that its columns never appeared there) takes its fill
+    value on the other."""
     def merged(full: dict, part: dict) -> dict:
         out = {}
         for name in {**full, **part}:

@@ -217,8 +217,9 @@ def polish_packed(problem, thetas, *, tol=1e-10, max_iter: int = 100, segment: i
     n = jax.tree.leaves(thetas)[0].shape[0]
     tol = jnp.asarray(tol, float)
     state = _polish_start(thetas)
-    if int(segment) <= 0:  # one loop: every point runs as long as the slowest
-        state, _ = _polish_advance(problem, state, tol, jnp.iinfo(jnp.int32).max, int(max_iter))
+    if int(segment) <= 0:  # one loop: every point runs as long as the slowest (the segments' program, traced steps)
+        state, _ = _polish_advance(problem, state, tol, jnp.asarray(jnp.iinfo(jnp.int32).max, jnp.int32),
+                                   int(max_iter))
         its = np.asarray(state.it)
         return polish_result(state, tol), PackStats(int(its.sum()), int(n * its.max(initial=0)), 1, (n,))
     steps = jnp.asarray(int(segment), jnp.int32)
